@@ -1,0 +1,349 @@
+"""The claimledger application: one method per use case, each returning plain data.
+
+Built on an eventsourcing :class:`~eventsourcing.application.Application` whose mapper
+stores sealed records. The ledger clock (``--now`` / ``CLAIMLEDGER_NOW``) is read once per
+command and must not be earlier than the last ``recorded_at`` in the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError as StoreIntegrityError
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from . import __version__
+from .domain.base import AppendContext, ChainedAggregate, iso_utc
+from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement
+from .errors import ClockError, ConfigError, ConflictError, UsageError
+from .ledger import merkle, signing
+from .ledger.canonical import canonical, loads
+from .ledger.envelope import stream_uuid
+from .ledger.verify import Row, VerifyResult, verify_rows
+from .persistence import SealedMapper
+from .store import APP_NAME, Location, locate
+
+A = TypeVar("A", bound=ChainedAggregate)
+PAGE = 5000
+EXPORT_FORMAT = "claimledger-export/1"
+
+
+def parse_moment(text: str, where: str = "--now") -> datetime:
+    """An ISO date or date-time; naive values are UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{where}: {text!r} is not an ISO date or date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs from its environment."""
+
+    db: str | None = None
+    key_dir: Path | None = None
+    now: str | None = None
+    actor: str | None = None
+
+    @property
+    def keys(self) -> Path:
+        return self.key_dir or Path(os.environ.get("CLAIMLEDGER_KEY_DIR", ".claimledger"))
+
+    @property
+    def who(self) -> str:
+        if self.actor:
+            return self.actor
+        env = os.environ.get("CLAIMLEDGER_ACTOR")
+        if env:
+            return env
+        try:
+            import getpass
+
+            return getpass.getuser()
+        except Exception:  # pragma: no cover - no login name at all
+            return "unknown"
+
+    def clock(self) -> datetime:
+        text = self.now or os.environ.get("CLAIMLEDGER_NOW")
+        if text:
+            return parse_moment(text, "--now" if self.now else "CLAIMLEDGER_NOW")
+        return datetime.now(UTC)
+
+
+class LedgerApp(Application):  # type: ignore[type-arg]
+    name = APP_NAME
+
+    def __init__(self, location: Location, settings: Settings):
+        self.location = location
+        self.settings = settings
+        try:
+            super().__init__(env=location.env)
+        except Exception as e:  # connection refused, bad credentials, unwritable file …
+            raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
+        self._ctx: AppendContext | None = None
+
+    def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
+        return SealedMapper(self.factory.transcoder())
+
+    # --- reading --------------------------------------------------------------------
+    def rows(self, start: int = 1, stop: int | None = None) -> Iterator[Row]:
+        """Every stored event from ``start`` in ledger order, a page at a time."""
+        nxt = start
+        while True:
+            page = self.recorder.select_notifications(nxt, PAGE, stop=stop)
+            if not page:
+                return
+            for n in page:
+                yield Row(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            nxt = page[-1].id + 1
+
+    def last_row(self) -> Row | None:
+        top = self.recorder.max_notification_id()
+        if not top:
+            return None
+        page = self.recorder.select_notifications(top, 1)
+        n = page[0]
+        return Row(n.id, n.originator_id, n.originator_version, n.topic, n.state)
+
+    def stream_records(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+        """(topic, record) of every event of a stream, in version order."""
+        return [
+            (s.topic, loads(s.state))
+            for s in self.recorder.select_events(stream_uuid(stream))
+        ]
+
+    def find(self, cls: type[A], key: str) -> A | None:
+        try:
+            return self.repository.get(stream_uuid(cls.stream_name(key)))  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            return None
+
+    def ledger(self) -> Ledger:
+        agg = self.find(Ledger, LEDGER_KEY)
+        if agg is None:
+            raise UsageError(f"no ledger at {self.location.url}: run `claimledger init` first")
+        return agg
+
+    # --- writing --------------------------------------------------------------------
+    def context(self) -> AppendContext:
+        """The append context of this command: actor and one checked clock reading."""
+        if self._ctx is None:
+            now = self.settings.clock()
+            last = self.last_row()
+            if last is not None:
+                last_at = loads(last.state)["envelope"]["recorded_at"]
+                if iso_utc(now) < last_at:
+                    raise ClockError(
+                        f"clock reads {iso_utc(now)}, earlier than the ledger's last "
+                        f"recorded_at {last_at}; refusing to write"
+                    )
+            self._ctx = AppendContext(actor=self.settings.who, recorded_at=now)
+        return self._ctx
+
+    def commit(self, *aggregates: Any) -> list[int]:
+        """Save in one transaction; a concurrent writer's append is a ConflictError."""
+        try:
+            recordings = self.save(*aggregates)
+        except StoreIntegrityError as e:
+            raise ConflictError(
+                f"another writer appended to the same stream first ({_one_line(e)}); "
+                "nothing was written, retry the command"
+            ) from None
+        return [r.notification.id for r in recordings]
+
+    def insert_stored(self, stored: list[StoredEvent]) -> None:
+        """Bulk insert of already-sealed events in one transaction (ingest's fast path)."""
+        try:
+            self.recorder.insert_events(stored)
+        except StoreIntegrityError as e:
+            raise ConflictError(
+                f"another writer appended to the same stream first ({_one_line(e)}); "
+                "nothing was written, retry the command"
+            ) from None
+
+    # --- use cases: the ledger itself ---------------------------------------------------
+    def init(self, authority: str) -> dict[str, Any]:
+        if self.find(Ledger, LEDGER_KEY) is not None:
+            raise UsageError(f"a ledger already exists at {self.location.url}")
+        keys = self.settings.keys
+        private = signing.generate_keypair(keys)
+        pub = signing.public_raw(private)
+        ctx = self.context()
+        ledger_id = str(uuid.uuid4())
+        led = Ledger.initialise(
+            ctx, ledger_id=ledger_id, authority=authority, public_key=pub.hex(),
+            key_id=signing.key_id(pub),
+        )
+        self.commit(led)
+        return {
+            "ledger_id": ledger_id,
+            "authority": authority,
+            "db": self.location.url,
+            "key_id": signing.key_id(pub),
+            "private_key": str(keys / signing.PRIVATE_NAME),
+            "public_key": str(keys / signing.PUBLIC_NAME),
+        }
+
+    def seal(self) -> dict[str, Any]:
+        """Sign a checkpoint over every event so far, continuing the last one's frontier."""
+        led = self.ledger()
+        private = signing.load_private(self.settings.keys / signing.PRIVATE_NAME)
+        kid = signing.key_id(signing.public_raw(private))
+        if kid != led.active_key_id:
+            raise ConfigError(
+                f"{self.settings.keys / signing.PRIVATE_NAME}: key {kid[:16]}… is not the "
+                f"ledger's active signing key {led.active_key_id[:16]}…"
+            )
+        last = led.last_checkpoint
+        if last is None:
+            frontier, start, last_position = merkle.Frontier(), 1, 0
+        else:
+            frontier = merkle.Frontier.from_json(last["frontier"])
+            start, last_position = last["last_position"] + 1, last["last_position"]
+        for row in self.rows(start):
+            frontier.append(merkle.leaf_hash(bytes.fromhex(loads(row.state)["hash"])))
+            last_position = row.position
+        ctx = self.context()
+        if last is not None and frontier.size == last["tree_size"]:
+            return {"sealed": False, "tree_size": frontier.size, "root": last["root"],
+                    "reason": "nothing appended since the last checkpoint"}
+        root = frontier.root().hex()
+        signed_at = ctx.recorded_at_iso
+        statement = checkpoint_statement(
+            led.ledger_id, frontier.size, root, led.last_checkpoint_hash, signed_at, kid
+        )
+        signature = signing.sign(private, canonical(statement)).hex()
+        led.checkpoint(
+            ctx, tree_size=frontier.size, last_position=last_position, root=root,
+            frontier=frontier.to_json(), key_id=kid, signed_at=signed_at,
+            prev_checkpoint=led.last_checkpoint_hash, signature=signature,
+        )
+        positions = self.commit(led)
+        result = {
+            "sealed": True,
+            "tree_size": frontier.size,
+            "root": root,
+            "key_id": kid,
+            "signed_at": signed_at,
+            "checkpoint_position": positions[-1],
+            "checkpoint_hash": led.head_hash,
+        }
+        self._write_witness(result)
+        return result
+
+    def _write_witness(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the latest checkpoint beside the keys: `verify` then detects truncation."""
+        path = self.settings.keys / "witness.json"
+        with contextlib.suppress(OSError):  # a read-only key directory: a convenience only
+            path.write_bytes(orjson.dumps(
+                {"ledger": self.location.url, "tree_size": checkpoint["tree_size"],
+                 "root": checkpoint["root"]}, option=orjson.OPT_INDENT_2))
+
+    def verify(self, *, use_witness: bool = True) -> VerifyResult:
+        trusted: list[bytes] = []
+        pub = self.settings.keys / signing.PUBLIC_NAME
+        if pub.exists():
+            trusted.append(signing.load_public_hex(pub.read_text(), str(pub)))
+        witness = None
+        wpath = self.settings.keys / "witness.json"
+        if use_witness and wpath.exists():
+            w = orjson.loads(wpath.read_bytes())
+            if w.get("ledger") == self.location.url:
+                witness = w
+        return verify_rows(self.rows(), trusted_keys=trusted, witness=witness)
+
+    # --- export / import ------------------------------------------------------------------
+    def export(self, out: Path) -> dict[str, Any]:
+        """JSON lines: a header, then one line per stored event with its exact bytes."""
+        n = 0
+        with out.open("wb") as f:
+            f.write(orjson.dumps({"format": EXPORT_FORMAT, "claimledger": __version__}) + b"\n")
+            for row in self.rows():
+                f.write(orjson.dumps({
+                    "position": row.position,
+                    "originator_id": str(row.originator_id),
+                    "version": row.version,
+                    "topic": row.topic,
+                    "state": row.state.decode("utf-8"),
+                }) + b"\n")
+                n += 1
+        return {"exported": n, "file": str(out)}
+
+    def import_(self, src: Path) -> dict[str, Any]:
+        """Load an export into an empty ledger, keeping every position and byte."""
+        if self.recorder.max_notification_id():
+            raise UsageError(f"{self.location.url} is not empty; import needs an empty ledger")
+        batch: list[tuple[int, str, int, str, bytes]] = []
+        n = 0
+        with src.open("rb") as f:
+            header = f.readline()
+            try:
+                head = orjson.loads(header)
+            except orjson.JSONDecodeError:
+                head = {}
+            if head.get("format") != EXPORT_FORMAT:
+                raise UsageError(
+                    f"{src}:1: not a claimledger export (format {head.get('format')!r})"
+                )
+            for lineno, line in enumerate(f, start=2):
+                try:
+                    d = orjson.loads(line)
+                    batch.append((int(d["position"]), d["originator_id"], int(d["version"]),
+                                  d["topic"], d["state"].encode("utf-8")))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                    raise UsageError(f"{src}:{lineno}: bad export line ({e})") from None
+        insert_with_positions(self, batch)
+        n = len(batch)
+        return {"imported": n, "file": str(src), "db": self.location.url}
+
+
+def insert_with_positions(app: LedgerApp, rows: list[tuple[int, str, int, str, bytes]]) -> None:
+    """Insert rows at their original ledger positions in one transaction."""
+    rec: Any = app.recorder
+    table = rec.events_table_name
+    if app.location.backend == "sqlite":
+        with rec.datastore.transaction(commit=True) as c:
+            c.executemany(
+                f"INSERT INTO {table} (rowid, originator_id, originator_version, topic, state) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(p, uuid.UUID(o).hex, v, t, s) for p, o, v, t, s in rows],
+            )
+        return
+    schema = rec.datastore.schema or "public"
+    with rec.datastore.transaction(commit=True) as c:
+        c.executemany(
+            f'INSERT INTO "{schema}"."{table}" (notification_id, originator_id, '
+            "originator_version, topic, state) VALUES (%s, %s, %s, %s, %s)",
+            [(p, uuid.UUID(o), v, t, s) for p, o, v, t, s in rows],
+        )
+        if rows:
+            c.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{schema}\".\"{table}\"', "
+                "'notification_id'), %s)",
+                (max(p for p, *_ in rows),),
+            )
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def open_app(settings: Settings, *, must_exist: bool = True) -> LedgerApp:
+    """Open the ledger the settings name; a missing SQLite file is not silently created."""
+    loc = locate(settings.db)
+    if must_exist and loc.exists is False:
+        raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
+    return LedgerApp(loc, settings)

@@ -1,0 +1,152 @@
+"""The command line: parse, call one application method, render text or ``--json``.
+
+Library errors map to exit codes in exactly one place, :func:`main`: 0 success, 1 a negative
+finding (tampering, invalid bundle, erased data), 2 bad usage or input. With ``--json`` a
+command prints one JSON document on stdout; errors always go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from . import __version__
+from .application import Settings, open_app
+from .errors import ClaimLedgerError
+
+EXIT_FINDING = 1
+EXIT_USAGE = 2
+
+
+class Ctx:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(f)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    elif callable(text):
+        click.echo(text(data))
+    elif text is not None:
+        click.echo(text)
+    else:
+        for k, v in data.items():
+            click.echo(f"{k}: {v}")
+
+
+def pass_settings(f: Callable[..., Any]) -> Callable[..., Any]:
+    @click.pass_obj
+    @functools.wraps(f)
+    def wrapper(obj: Ctx, *args: Any, **kwargs: Any) -> Any:
+        return f(obj.settings, *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claimledger")
+@click.option("--db", envvar="CLAIMLEDGER_DB", metavar="URL",
+              help="SQLAlchemy URL of the ledger (default sqlite:///claimledger.sqlite).")
+@click.option("--key-dir", envvar="CLAIMLEDGER_KEY_DIR", type=click.Path(path_type=Path),
+              help="Directory of the authority's signing key (default ./.claimledger).")
+@click.option("--now", envvar="CLAIMLEDGER_NOW", metavar="TIME",
+              help="Transaction time for this command (ISO), e.g. to load history.")
+@click.option("--actor", envvar="CLAIMLEDGER_ACTOR", help="Who is acting (recorded in events).")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, key_dir: Path | None, now: str | None,
+        actor: str | None) -> None:
+    """claimledger: a replayable, hash-chained, signed ledger of payment-by-results claims."""
+    ctx.obj = Ctx(Settings(db=db, key_dir=key_dir, now=now, actor=actor))
+
+
+@cli.command()
+@click.option("--authority", default="", help="The authority this ledger belongs to.")
+@json_option
+@pass_settings
+def init(settings: Settings, authority: str, as_json: bool) -> None:
+    """Create the ledger and the authority's Ed25519 key pair."""
+    app = open_app(settings, must_exist=False)
+    emit(app.init(authority), as_json)
+
+
+@cli.command()
+@json_option
+@pass_settings
+def seal(settings: Settings, as_json: bool) -> None:
+    """Sign a checkpoint over every event so far."""
+    result = open_app(settings).seal()
+    emit(result, as_json, lambda r: (
+        f"checkpoint: {r['tree_size']} events, root {r['root']}" if r["sealed"]
+        else f"not sealed: {r['reason']} ({r['tree_size']} events)"))
+
+
+@cli.command()
+@json_option
+@pass_settings
+def verify(settings: Settings, as_json: bool) -> None:
+    """Recompute every hash, link, Merkle root and signature; exit 1 naming the first failure."""
+    result = open_app(settings).verify()
+    data = result.to_dict()
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"{d['events']} events in {d['streams']} streams, {d['checkpoints']} checkpoints"]
+        if d["unsealed_events"]:
+            lines.append(f"{d['unsealed_events']} events after the last checkpoint (not yet "
+                         "signed: run `claimledger seal`)")
+        if d["erased"]:
+            lines.append(f"erased: {', '.join(d['erased'])}")
+        lines.append("intact" if d["ok"] else "FAILED: " + result.reasons[0])
+        return "\n".join(lines)
+
+    emit(data, as_json, text)
+    if not result.ok:
+        if not as_json:
+            click.echo(result.reasons[0], err=True)
+        sys.exit(EXIT_FINDING)
+
+
+@cli.command("export")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+@pass_settings
+def export_cmd(settings: Settings, out: Path, as_json: bool) -> None:
+    """Write every event, byte for byte, as JSON lines."""
+    emit(open_app(settings).export(out), as_json)
+
+
+@cli.command("import")
+@click.argument("src", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@json_option
+@pass_settings
+def import_cmd(settings: Settings, src: Path, as_json: bool) -> None:
+    """Load an export into an empty ledger, keeping positions and hashes."""
+    emit(open_app(settings, must_exist=False).import_(src), as_json)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map library errors to exit codes."""
+    try:
+        cli.main(args=argv, prog_name="claimledger", standalone_mode=False)
+    except ClaimLedgerError as e:
+        click.echo(f"claimledger: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("claimledger: aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
+    sys.exit(0)

