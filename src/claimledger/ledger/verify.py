@@ -235,28 +235,24 @@ def _check_checkpoint(
 ) -> None:
     size = p["tree_size"]
     if size > before:
-        raise _Fail("truncated" if size - before > 0 else "deleted",
-                    f"{what} covers {size} events but only {before} precede it "
-                    f"({size - before} missing)")
-    if size == before:
-        snap = frontier
-        if positions and positions[-1] != p["last_position"]:
-            raise _Fail("inserted", f"{what} ends at position {p['last_position']} but the "
-                                    f"{size}th event is at position {positions[-1]}")
-    else:
-        back = before - size
-        if back > len(window) - 1 and size != 0:
-            raise _Fail("inserted", f"{what} covers {size} events but {before} precede it")
-        snap = window[-1 - back][1] if size else merkle.Frontier()
-        if size and positions[-1 - back] != p["last_position"]:
-            raise _Fail("inserted", f"{what} covers {size} events ending at position "
-                                    f"{p['last_position']}, but event {size} is at position "
-                                    f"{positions[-1 - back]}")
+        raise _Fail("truncated", f"{what} covers {size} events but only {before} precede it "
+                                 f"({size - before} missing)")
+    back = before - size
+    if size and back >= len(window):
+        raise _Fail("inserted", f"{what} covers {size} events but {before} precede it")
+    snap = frontier if back == 0 else (window[-1 - back][1] if size else merkle.Frontier())
     root = snap.root().hex()
     if root != p["root"]:
+        if back:
+            raise _Fail("inserted", f"{what} signed {size} events but {before} precede it and "
+                                    f"the first {size} give root {_short(root)}, not "
+                                    f"{_short(p['root'])}")
         raise _Fail("reordered", f"{what}: Merkle root over the first {size} events is "
                                  f"{_short(root)}, signed root is {_short(p['root'])} (events "
-                                 "before it were changed, reordered, inserted or deleted)")
+                                 "before it were changed, reordered or replaced)")
+    if size and positions[-1 - back] != p["last_position"]:
+        raise _Fail("inserted", f"{what} ends at position {p['last_position']} but its "
+                                f"{size}th event is at position {positions[-1 - back]}")
     if snap.to_json() != p["frontier"]:
         raise _Fail("edited", f"{what}: stored frontier does not match the tree")
     if p["prev_checkpoint"] != prev_checkpoint:

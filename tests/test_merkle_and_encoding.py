@@ -1,0 +1,89 @@
+"""The integrity primitives against published vectors and the reference encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claimledger.errors import IntegrityError
+from claimledger.ledger import merkle
+from claimledger.ledger.canonical import canonical
+
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc6962.json").read_text()
+)
+LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in VECTORS["leaves_hex"]]
+
+
+@pytest.mark.parametrize("n", range(len(VECTORS["roots"])))
+def test_roots_match_certificate_transparency(n):
+    assert merkle.root_of_leaf_hashes(LEAVES[:n]).hex() == VECTORS["roots"][n]
+    f = merkle.Frontier()
+    for leaf in LEAVES[:n]:
+        f.append(leaf)
+    assert f.root().hex() == VECTORS["roots"][n]
+    assert merkle.Frontier.from_json(f.to_json()).root() == f.root()
+
+
+@pytest.mark.parametrize(
+    "case", VECTORS["inclusion_proofs"], ids=lambda c: f"{c['leaf']}of{c['tree_size']}"
+)
+def test_inclusion_proofs_match_and_verify(case):
+    i, n = case["leaf"] - 1, case["tree_size"]
+    proof = [bytes.fromhex(h) for h in case["proof"]]
+    assert merkle.inclusion_proof(i, LEAVES[:n]) == proof
+    root = bytes.fromhex(VECTORS["roots"][n])
+    merkle.verify_inclusion(i, n, LEAVES[i], proof, root)
+    with pytest.raises(IntegrityError):
+        merkle.verify_inclusion(i, n, merkle.leaf_hash(b"forged"), proof, root)
+
+
+@pytest.mark.parametrize(
+    "case", VECTORS["consistency_proofs"], ids=lambda c: f"{c['first']}to{c['second']}"
+)
+def test_consistency_proofs_match_and_verify(case):
+    m, n = case["first"], case["second"]
+    proof = [bytes.fromhex(h) for h in case["proof"]]
+    assert merkle.consistency_proof(m, LEAVES[:n]) == proof
+    old, new = bytes.fromhex(VECTORS["roots"][m]), bytes.fromhex(VECTORS["roots"][n])
+    merkle.verify_consistency(m, n, old, new, proof)
+    if m < n:
+        with pytest.raises(IntegrityError):
+            merkle.verify_consistency(m, n, merkle.leaf_hash(b"rewritten"), new, proof)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=70), st.data())
+def test_generated_proofs_verify_for_every_size(n, data):
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    root = merkle.root_of_leaf_hashes(leaves)
+    i = data.draw(st.integers(min_value=0, max_value=n - 1))
+    merkle.verify_inclusion(i, n, leaves[i], merkle.inclusion_proof(i, leaves), root)
+    m = data.draw(st.integers(min_value=1, max_value=n))
+    merkle.verify_consistency(
+        m, n, merkle.root_of_leaf_hashes(leaves[:m]), root, merkle.consistency_proof(m, leaves)
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_fast_canonical_json_equals_rfc8785(value):
+    """orjson with sorted keys gives RFC 8785 bytes for float-free data (DEVELOPERS.md)."""
+    assert canonical(value) == rfc8785.dumps(value)
