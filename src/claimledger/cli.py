@@ -150,3 +150,144 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
     sys.exit(0)
+
+
+# --- evaluation and claims -------------------------------------------------------------------
+def _render_decision(d: dict[str, Any]) -> str:
+    lines = [
+        f"family {d['family_ref']} under {d['policy_id']}",
+        f"as of {d['as_of']}, as known at {d['known_at']}",
+        f"eligible: {'yes' if d['eligible'] else 'no'}",
+    ]
+    for p in d.get("problems", []):
+        lines.append(f"  {p['problem']} ({p['stage']}): {'met' if p['met'] else 'NOT met'}")
+        for o in p.get("outcomes", []):
+            mark = "+" if o["met"] else "-"
+            lines.append(f"    {mark} {o['id']}: {o['reason']}")
+    lines.append(f"route: {d.get('route') or 'none'}")
+    lines.append(f"claimable: {'yes' if d['claimable'] else 'no'}")
+    for r in d.get("reasons", []):
+        lines.append(f"  - {r}")
+    for n in d.get("selection_notes", []):
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+@cli.command("evaluate")
+@click.argument("family")
+@click.option("--as-of", "as_of", required=True, metavar="DATE", help="Valid date (ISO).")
+@click.option("--known-at", "known_at", metavar="TIME",
+              help="Transaction time: only events recorded by then count (default now).")
+@click.option("--policy", "policy_id", metavar="ID", help="Evaluate under this policy instead.")
+@json_option
+@pass_settings
+def evaluate_cmd(settings: Settings, family: str, as_of: str, known_at: str | None,
+                 policy_id: str | None, as_json: bool) -> None:
+    """Eligibility, each problem's outcomes, route, claimable, reasons and evidence."""
+    from .evaluate.service import evaluate, parse_day
+
+    app = open_app(settings)
+    emit(evaluate(app, family, parse_day(as_of, "--as-of"), known_at, policy_id), as_json,
+         _render_decision)
+
+
+@cli.group()
+def claim() -> None:
+    """Submit, validate, reject, withdraw, list and explain claims."""
+
+
+@claim.command("submit")
+@click.argument("family")
+@click.option("--on", "on", required=True, metavar="DATE", help="The claim's date (ISO).")
+@json_option
+@pass_settings
+def claim_submit(settings: Settings, family: str, on: str, as_json: bool) -> None:
+    """Decide, record the claim with its policy version, and seal a checkpoint."""
+    from .audit import claims
+    from .evaluate.service import parse_day
+
+    r = claims.submit(open_app(settings), family, parse_day(on, "--on"))
+    emit(r, as_json, lambda r: (
+        f"claim {r['claim_id']} submitted ({r['route']}, {r['claimed_on']}, "
+        f"amount {r['amount'] or 'n/a'}) under {r['policy_id']}; checkpoint of "
+        f"{r['checkpoint']['tree_size']} events signed"))
+
+
+def _claim_move(action: str, settings: Settings, claim_id: str, text: str | None,
+                as_json: bool) -> None:
+    from .audit import claims
+
+    fn = {"validate": claims.validate, "reject": claims.reject,
+          "withdraw": claims.withdraw}[action]
+    r = fn(open_app(settings), claim_id, text)
+    emit(r, as_json, lambda r: f"claim {r['claim_id']} is now {r['status']} (by {r['by']})")
+
+
+@claim.command("validate")
+@click.argument("claim_id")
+@click.option("--note", help="The auditor's note.")
+@json_option
+@pass_settings
+def claim_validate(settings: Settings, claim_id: str, note: str | None, as_json: bool) -> None:
+    """An auditor validates a submitted claim."""
+    _claim_move("validate", settings, claim_id, note, as_json)
+
+
+@claim.command("reject")
+@click.argument("claim_id")
+@click.option("--reason", required=True, help="Why the claim is rejected.")
+@json_option
+@pass_settings
+def claim_reject(settings: Settings, claim_id: str, reason: str, as_json: bool) -> None:
+    """An auditor rejects a claim."""
+    _claim_move("reject", settings, claim_id, reason, as_json)
+
+
+@claim.command("withdraw")
+@click.argument("claim_id")
+@click.option("--reason", required=True, help="Why the claim is withdrawn.")
+@json_option
+@pass_settings
+def claim_withdraw(settings: Settings, claim_id: str, reason: str, as_json: bool) -> None:
+    """Withdraw a claim."""
+    _claim_move("withdraw", settings, claim_id, reason, as_json)
+
+
+@claim.command("list")
+@json_option
+@pass_settings
+def claim_list(settings: Settings, as_json: bool) -> None:
+    """Every claim with its status."""
+    from .audit import claims
+
+    rows = claims.list_claims(open_app(settings))
+    emit({"claims": rows}, as_json, lambda d: "\n".join(
+        f"{c['claim_id']:<32} {c['route']:<10} {c['claimed_on']} {c['status']}"
+        for c in d["claims"]) or "no claims")
+
+
+@claim.command("explain")
+@click.argument("claim_id")
+@json_option
+@pass_settings
+def claim_explain(settings: Settings, claim_id: str, as_json: bool) -> None:
+    """Replay the claim as known at submission, with the policy bytes it names."""
+    from .audit import claims
+
+    r = claims.explain(open_app(settings), claim_id)
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"claim {r['claim_id']} ({r['status']}), {r['route']} route, "
+                 f"claimed on {r['claimed_on']}, amount {r['amount'] or 'n/a'}",
+                 f"policy {r['policy_id']} sha256 {r['policy_sha256']}",
+                 _render_decision(r["decision"]),
+                 "replay matches the recorded decision" if r["replay_matches_recorded"]
+                 else "REPLAY DIFFERS from the recorded decision"]
+        if r["changed_since"]:
+            lines.append("changed since submission:")
+            lines.extend(f"  - {c}" for c in r["changed_since"])
+        lines.append("history:")
+        lines.extend(f"  {h['recorded_at']} {h['type']} by {h['actor']}" for h in r["history"])
+        return "\n".join(lines)
+
+    emit(r, as_json, text)

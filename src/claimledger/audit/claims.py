@@ -1,0 +1,224 @@
+"""Claim lifecycle: submit (decide, record, seal), validate, reject, withdraw, list, explain.
+
+A submission records the decision, the registered policy version (its exact bytes are stored
+in the ledger the first time they are used) and the claimledger version, then seals a
+checkpoint. ``explain`` replays the decision as known at submission with those registered
+bytes, checks it comes out the same, and says what later events would change today.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.utils import get_topic
+
+from .. import __version__
+from ..domain.base import iso_utc
+from ..domain.claim import OPEN_STATES, Claim
+from ..domain.ledger import PolicyVersion
+from ..errors import ClaimRefusedError, UsageError
+from ..evaluate.decide import decide, payment_for
+from ..evaluate.service import (
+    choose_policy,
+    family_records,
+    policies_root,
+    policy_from_bytes,
+)
+from ..evaluate.timeline import select_evidence
+from ..ledger.canonical import loads
+from ..policy.load import load_policies
+
+if TYPE_CHECKING:
+    from ..application import LedgerApp
+
+DECISION_FIELDS = ("eligible", "claimable", "route", "reasons", "problems")
+
+
+def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
+    ctx = app.context()
+    known_at = ctx.recorded_at_iso
+    evidence = select_evidence(family_records(app, family_ref), as_of=on, known_at=known_at)
+    policy = choose_policy(load_policies(policies_root()), evidence.policy_id, on)
+    decision = decide(policy, evidence, on)
+    if not decision.claimable or decision.route is None:
+        raise ClaimRefusedError(
+            f"family {family_ref} is not claimable on {on.isoformat()}", decision.reasons
+        )
+    claim_id = Claim.make_id(family_ref, decision.route)
+    existing = app.find(Claim, claim_id)
+    if existing is not None:
+        raise ClaimRefusedError(
+            f"family {family_ref} already has a {decision.route} claim ({claim_id}, "
+            f"{existing.status}); one claim per family and route"
+        )
+    record = decision.to_dict()
+    record["known_at"] = known_at
+    amount = payment_for(policy, decision.route, on)
+    pending: list[Any] = []
+    if app.find(PolicyVersion, policy.sha256) is None:
+        pending.append(PolicyVersion.register(
+            ctx, policy_id=policy.id, sha256=policy.sha256, path=str(policy.path),
+            content=policy.raw.decode("utf-8"),
+        ))
+    claim = Claim.submit(
+        ctx, claim_id=claim_id, family_ref=family_ref, route=decision.route,
+        claimed_on=on.isoformat(), known_at=known_at, policy_id=policy.id,
+        policy_sha256=policy.sha256, claimledger_version=__version__,
+        amount=None if amount is None else str(amount), decision=record,
+    )
+    app.commit(*pending, claim)
+    checkpoint = app.seal()
+    return {
+        "claim_id": claim_id,
+        "family_ref": family_ref,
+        "route": decision.route,
+        "claimed_on": on.isoformat(),
+        "known_at": known_at,
+        "policy_id": policy.id,
+        "policy_sha256": policy.sha256,
+        "amount": None if amount is None else str(amount),
+        "checkpoint": checkpoint,
+    }
+
+
+def _claim(app: LedgerApp, claim_id: str) -> Claim:
+    claim = app.find(Claim, claim_id)
+    if claim is None:
+        raise UsageError(f"no claim {claim_id!r} (see `claimledger claim list`)")
+    return claim
+
+
+def _move(app: LedgerApp, claim_id: str, action: str, text: str | None) -> dict[str, Any]:
+    claim = _claim(app, claim_id)
+    if claim.status not in OPEN_STATES or (action == "validate" and claim.status == "validated"):
+        raise ClaimRefusedError(f"claim {claim_id} is {claim.status}; cannot {action} it")
+    ctx = app.context()
+    if action == "validate":
+        claim.validate(ctx, text)
+    elif action == "reject":
+        claim.reject(ctx, text or "")
+    else:
+        claim.withdraw(ctx, text or "")
+    app.commit(claim)
+    return {"claim_id": claim_id, "status": claim.status, "by": ctx.actor,
+            "recorded_at": ctx.recorded_at_iso}
+
+
+def validate(app: LedgerApp, claim_id: str, note: str | None) -> dict[str, Any]:
+    return _move(app, claim_id, "validate", note)
+
+
+def reject(app: LedgerApp, claim_id: str, reason: str) -> dict[str, Any]:
+    return _move(app, claim_id, "reject", reason)
+
+
+def withdraw(app: LedgerApp, claim_id: str, reason: str) -> dict[str, Any]:
+    return _move(app, claim_id, "withdraw", reason)
+
+
+def claim_ids(app: LedgerApp) -> list[str]:
+    """Every claim in submission order (a topic-filtered read of the notification log)."""
+    topic = get_topic(Claim.Submitted)
+    ids: list[str] = []
+    start = 1
+    while True:
+        page = app.recorder.select_notifications(start, 5000, topics=[topic])
+        if not page:
+            return ids
+        ids.extend(str(loads(n.state)["payload"]["claim_id"]) for n in page)
+        start = page[-1].id + 1
+
+
+def list_claims(app: LedgerApp) -> list[dict[str, Any]]:
+    out = []
+    for cid in claim_ids(app):
+        c = _claim(app, cid)
+        out.append({"claim_id": cid, "family_ref": c.family_ref, "route": c.route,
+                    "claimed_on": c.claimed_on, "status": c.status,
+                    "spot_checks": list(c.spot_checks)})
+    return out
+
+
+def _submitted(app: LedgerApp, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    records = app.stream_records(Claim.stream_name(claim_id))
+    if not records:
+        raise UsageError(f"no claim {claim_id!r} (see `claimledger claim list`)")
+    history = [
+        {"event": f"{r['envelope']['stream']}#{r['envelope']['version']}",
+         "type": r["envelope"]["type"], "recorded_at": r["envelope"]["recorded_at"],
+         "actor": r["envelope"]["actor"], "hash": r["hash"], **(r.get("payload") or {})}
+        for _, r in records
+    ]
+    for h in history[:1]:
+        h.pop("decision", None)
+    return records[0][1]["payload"], history
+
+
+def registered_policy(app: LedgerApp, sha256: str) -> Any:
+    records = app.stream_records(PolicyVersion.stream_name(sha256))
+    if not records:
+        raise UsageError(f"policy version {sha256[:16]}… is not registered in the ledger")
+    p = records[0][1]["payload"]
+    return policy_from_bytes(p["content"], p["path"])
+
+
+def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
+    sub, history = _submitted(app, claim_id)
+    on = date.fromisoformat(sub["claimed_on"])
+    policy = registered_policy(app, sub["policy_sha256"])
+    records = family_records(app, sub["family_ref"])
+    then = select_evidence(records, as_of=on, known_at=sub["known_at"])
+    replay = decide(policy, then, on).to_dict()
+    replay["known_at"] = sub["known_at"]
+    recorded = sub["decision"]
+    matches = all(replay.get(k) == recorded.get(k) for k in DECISION_FIELDS)
+    now = iso_utc(app.settings.clock())
+    today = decide(policy, select_evidence(records, as_of=on, known_at=now), on).to_dict()
+    return {
+        "claim_id": claim_id,
+        "family_ref": sub["family_ref"],
+        "route": sub["route"],
+        "claimed_on": sub["claimed_on"],
+        "status": _claim(app, claim_id).status,
+        "policy_id": sub["policy_id"],
+        "policy_sha256": sub["policy_sha256"],
+        "claimledger_version": sub["claimledger_version"],
+        "amount": sub.get("amount"),
+        "decision": replay,
+        "replay_matches_recorded": matches,
+        "changed_since": diff_decisions(replay, today),
+        "history": history,
+        "selection_notes": list(then.notes),
+    }
+
+
+def diff_decisions(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What a person needs to know about how today's answer differs."""
+    changes: list[str] = []
+    for key in ("eligible", "claimable", "route"):
+        if before.get(key) != after.get(key):
+            changes.append(f"{key}: {before.get(key)} at submission, {after.get(key)} today")
+    old = {p["problem"]: p for p in before.get("problems", [])}
+    for p in after.get("problems", []):
+        q = old.get(p["problem"])
+        if q is None:
+            changes.append(f"{p['problem']}: a problem known today but not at submission")
+            continue
+        if q.get("met") != p.get("met"):
+            changes.append(
+                f"{p['problem']}: met {q.get('met')} at submission, {p.get('met')} today"
+            )
+        qo = {o["id"]: o for o in q.get("outcomes", [])}
+        for o in p.get("outcomes", []):
+            prev = qo.get(o["id"])
+            if prev is not None and prev.get("reason") != o.get("reason"):
+                changes.append(f"outcome {o['id']}: {prev.get('reason')} -> {o.get('reason')}")
+    if set(before.get("evidence", [])) != set(after.get("evidence", [])):
+        added = sorted(set(after.get("evidence", [])) - set(before.get("evidence", [])))
+        gone = sorted(set(before.get("evidence", [])) - set(after.get("evidence", [])))
+        if added:
+            changes.append("evidence known since submission: " + ", ".join(added))
+        if gone:
+            changes.append("evidence superseded since submission: " + ", ".join(gone))
+    return changes

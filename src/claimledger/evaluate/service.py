@@ -1,0 +1,99 @@
+"""Evaluation use cases: rebuild a family's evidence at two times and decide.
+
+``evaluate`` answers "as of valid date D, as known at transaction time T, is this family
+eligible and is a claim payable?". The policy is the family's authority's plan in force on D
+(or one named explicitly); the decision itself is the pure :func:`decide`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..domain.base import iso_utc
+from ..domain.family import Family
+from ..errors import EvaluationError, UsageError
+from ..policy.load import load_policies, load_policy_bytes
+from ..policy.model import Policy
+from .decide import decide
+from .timeline import select_evidence
+
+if TYPE_CHECKING:
+    from ..application import LedgerApp
+
+
+def policies_root() -> Path:
+    """``CLAIMLEDGER_POLICIES``, else ./policies, else the policies shipped beside the code."""
+    env = os.environ.get("CLAIMLEDGER_POLICIES")
+    if env:
+        return Path(env)
+    here = Path("policies")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[3] / "policies"
+
+
+def parse_day(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def choose_policy(policies: list[Policy], family_policy_id: str, on: date,
+                  named: str | None = None) -> Policy:
+    """The named policy, or the version of the family's authority's plan in force on ``on``."""
+    if named:
+        for p in policies:
+            if p.id == named:
+                return p
+        raise UsageError(f"no policy {named!r} (see `claimledger policy list`)")
+    authority_dir = family_policy_id.split("/", 1)[0]
+    in_force = [
+        p for p in policies
+        if p.id.split("/", 1)[0] == authority_dir and p.effective_from <= on
+        and (p.effective_to is None or on <= p.effective_to)
+    ]
+    if not in_force:
+        raise EvaluationError(
+            f"no {authority_dir} policy is in force on {on.isoformat()} "
+            f"(the family's plan is {family_policy_id})"
+        )
+    return in_force[0]
+
+
+def family_records(app: LedgerApp, family_ref: str) -> list[tuple[str, dict[str, Any]]]:
+    records = app.stream_records(Family.stream_name(family_ref))
+    if not records:
+        raise UsageError(f"no family {family_ref!r} in the ledger")
+    return records
+
+
+def known_at_text(app: LedgerApp, known_at: str | None) -> str:
+    if known_at is None:
+        return iso_utc(app.settings.clock())
+    from ..application import parse_moment
+
+    return iso_utc(parse_moment(known_at, "--known-at"))
+
+
+def evaluate(app: LedgerApp, family_ref: str, as_of: date, known_at: str | None = None,
+             policy_id: str | None = None, policy: Policy | None = None) -> dict[str, Any]:
+    """The decision as plain data (the DESIGN's JSON contract)."""
+    k = known_at_text(app, known_at)
+    records = family_records(app, family_ref)
+    evidence = select_evidence(records, as_of=as_of, known_at=k)
+    if policy is None:
+        policy = choose_policy(load_policies(policies_root()), evidence.policy_id, as_of,
+                               policy_id)
+    result = decide(policy, evidence, as_of).to_dict()
+    result["known_at"] = k
+    result["policy_sha256"] = policy.sha256
+    result["selection_notes"] = list(evidence.notes)
+    return result
+
+
+def policy_from_bytes(content: str, path: str) -> Policy:
+    return load_policy_bytes(content.encode("utf-8"), path)
