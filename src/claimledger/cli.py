@@ -291,3 +291,29 @@ def claim_explain(settings: Settings, claim_id: str, as_json: bool) -> None:
         return "\n".join(lines)
 
     emit(r, as_json, text)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+INGEST_KINDS = ("families", "members", "indicators", "attachments", "attendance", "incidents",
+                "employment", "care_status", "scores", "judgements", "attestations")
+
+
+@cli.command("ingest")
+@click.argument("kind", type=click.Choice(INGEST_KINDS))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+@pass_settings
+def ingest_cmd(settings: Settings, kind: str, file: Path, as_json: bool) -> None:
+    """Append a data-match file atomically (a bad row rejects the whole file)."""
+    from .ingest.importer import count_rows, ingest
+
+    app = open_app(settings)
+    if sys.stderr.isatty() and file.exists():
+        with click.progressbar(length=count_rows(file), label=f"ingest {kind}",
+                               file=sys.stderr) as bar:
+            result = ingest(app, kind, file, progress=bar.update)
+    else:
+        result = ingest(app, kind, file)
+    emit(result, as_json, lambda r: (
+        f"{r['file']}: {r['rows']} rows, {r['appended']} events appended "
+        f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the ledger"))
