@@ -20,7 +20,8 @@ def worcestershire_family(ref: str, absent_pct: int) -> dict[str, list[dict[str,
     """A family with two problems at identification: a child persistently absent and ASB.
 
     Worcestershire 000, theme 2 row 2: each child under 15% absence over the last three
-    terms (10% for claims from April 2016); theme 1 row 3: ASB down by about two thirds.
+    terms (10% for claims from April 2016); theme 1 row 3: ASB down by about two thirds
+    with no escalation in sanctions (attested by the lead worker).
     """
     child = f"{ref}-C1"
     return {
@@ -49,6 +50,9 @@ def worcestershire_family(ref: str, absent_pct: int) -> dict[str, list[dict[str,
             for d in ("2015-01-10", "2015-02-11", "2015-03-12", "2015-04-13", "2015-05-14",
                       "2015-05-20", "2016-01-15")
         ],
+        "attestations": [{"family_ref": ref, "member_ref": None,
+                          "outcome": "asb_sanctions_not_escalated", "attested_on": "2016-03-10",
+                          "practitioner": "LW-7", "evidence": "housing provider letter HP-22"}],
         "judgements": [{"family_ref": ref, "judged_on": "2016-03-15", "practitioner": "LW-7",
                         "problem": "all", "progress": "yes", "sustained": "yes",
                         "intensity_reduced": "yes", "note": "support stepped down"}],

@@ -35,7 +35,7 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
     if as_json:
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     elif callable(text):
         click.echo(text(data))
     elif text is not None:

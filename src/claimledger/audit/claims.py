@@ -54,18 +54,19 @@ def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         )
     record = decision.to_dict()
     record["known_at"] = known_at
-    amount = payment_for(policy, decision.route, on)
+    payment = payment_for(policy, decision.route, on)
+    amount = None if payment is None else str(payment.amount)
     pending: list[Any] = []
     if app.find(PolicyVersion, policy.sha256) is None:
         pending.append(PolicyVersion.register(
             ctx, policy_id=policy.id, sha256=policy.sha256, path=str(policy.path),
-            content=policy.raw.decode("utf-8"),
+            content=policy.content.decode("utf-8"),
         ))
     claim = Claim.submit(
         ctx, claim_id=claim_id, family_ref=family_ref, route=decision.route,
         claimed_on=on.isoformat(), known_at=known_at, policy_id=policy.id,
         policy_sha256=policy.sha256, claimledger_version=__version__,
-        amount=None if amount is None else str(amount), decision=record,
+        amount=amount, decision=record,
     )
     app.commit(*pending, claim)
     checkpoint = app.seal()
@@ -77,7 +78,7 @@ def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         "known_at": known_at,
         "policy_id": policy.id,
         "policy_sha256": policy.sha256,
-        "amount": None if amount is None else str(amount),
+        "amount": amount,
         "checkpoint": checkpoint,
     }
 
