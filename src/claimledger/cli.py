@@ -317,3 +317,70 @@ def ingest_cmd(settings: Settings, kind: str, file: Path, as_json: bool) -> None
     emit(result, as_json, lambda r: (
         f"{r['file']}: {r['rows']} rows, {r['appended']} events appended "
         f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the ledger"))
+
+
+# --- policies ----------------------------------------------------------------------------------
+@cli.group()
+def policy() -> None:
+    """The Outcomes Plans encoded in policies/ and their validation."""
+
+
+def _policies_dir(root: Path | None) -> Path:
+    from .evaluate.service import policies_root
+
+    return root or policies_root()
+
+
+@policy.command("list")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="policies dir")
+@json_option
+def policy_list(root: Path | None, as_json: bool) -> None:
+    """Every policy: id, authority, effective period, outcomes, sha256."""
+    from .policy.catalog import list_policies
+
+    rows = list_policies(_policies_dir(root))
+    emit({"policies": rows}, as_json, lambda d: "\n".join(
+        f"{p['id']:<52} {p['effective_from']}..{p['effective_to'] or 'open':<10} "
+        f"{p['outcomes']:>3} outcomes  {p['sha256'][:12]}" for p in d["policies"]))
+
+
+@policy.command("show")
+@click.argument("policy_id")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="policies dir")
+@json_option
+def policy_show(policy_id: str, root: Path | None, as_json: bool) -> None:
+    """One policy in full, with its source and every section citation."""
+    from .policy.catalog import show_policy
+
+    d = show_policy(policy_id, _policies_dir(root))
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"{d['id']}: {d['title']}", f"source: {d['source']['document']} "
+                 f"({d['source']['authority']}, {d['source']['date']})"]
+        for p in d["problems"]:
+            lines.append(f"problem {p['id']} [{p['section']}] met when {p['met_when']}")
+            lines.extend(f"  indicator {i['id']}: {i['title']}" for i in p["indicators"])
+            lines.extend(f"  outcome {o['id']} [{o['section']}]: {o['title']}"
+                         for o in d["outcomes"] if o["problem"] == p["id"])
+        lines.extend(f"payment {p['item']}: £{p['amount']} ({p['from']}..{p['to']})"
+                     for p in d["payments"])
+        return "\n".join(lines)
+
+    emit(d, as_json, text)
+
+
+@policy.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path, exists=True))
+@json_option
+def policy_check(path: Path | None, as_json: bool) -> None:
+    """Validate policy files; exit 2 naming file, key and reason for each error."""
+    from .policy.catalog import check
+
+    d = check(_policies_dir(path))
+    emit(d, as_json, lambda d: "\n".join(
+        [f"{len(d['files'])} files, {len(d['policies'])} valid"]
+        + [f"{e['file']}: {e['key']}: {e['reason']}" for e in d["errors"]]))
+    if not d["ok"]:
+        for e in d["errors"]:
+            click.echo(f"claimledger: {e['file']}: {e['key']}: {e['reason']}", err=True)
+        sys.exit(EXIT_USAGE)

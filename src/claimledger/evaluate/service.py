@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain.base import iso_utc
 from ..domain.family import Family
-from ..errors import EvaluationError, UsageError
-from ..policy.load import load_policies, load_policy_bytes
+from ..errors import UsageError
+from ..policy.load import load_policies, load_policy_bytes, policy_in_force
 from ..policy.model import Policy
 from .decide import decide
 from .timeline import select_evidence
@@ -50,18 +50,7 @@ def choose_policy(policies: list[Policy], family_policy_id: str, on: date,
             if p.id == named:
                 return p
         raise UsageError(f"no policy {named!r} (see `claimledger policy list`)")
-    authority_dir = family_policy_id.split("/", 1)[0]
-    in_force = [
-        p for p in policies
-        if p.id.split("/", 1)[0] == authority_dir and p.effective_from <= on
-        and (p.effective_to is None or on <= p.effective_to)
-    ]
-    if not in_force:
-        raise EvaluationError(
-            f"no {authority_dir} policy is in force on {on.isoformat()} "
-            f"(the family's plan is {family_policy_id})"
-        )
-    return in_force[0]
+    return policy_in_force(policies, family_policy_id, on)
 
 
 def family_records(app: LedgerApp, family_ref: str) -> list[tuple[str, dict[str, Any]]]:
