@@ -21,13 +21,12 @@ from ..errors import ClaimRefusedError, UsageError
 from ..evaluate.decide import decide, payment_for
 from ..evaluate.service import (
     choose_policy,
+    current_policies,
     family_records,
-    policies_root,
     policy_from_bytes,
 )
 from ..evaluate.timeline import select_evidence
 from ..ledger.canonical import loads
-from ..policy.load import load_policies
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -39,7 +38,7 @@ def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
     ctx = app.context()
     known_at = ctx.recorded_at_iso
     evidence = select_evidence(family_records(app, family_ref), as_of=on, known_at=known_at)
-    policy = choose_policy(load_policies(policies_root()), evidence.policy_id, on)
+    policy = choose_policy(current_policies(), evidence.policy_id, on)
     decision = decide(policy, evidence, on)
     if not decision.claimable or decision.route is None:
         raise ClaimRefusedError(

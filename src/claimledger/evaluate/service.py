@@ -35,6 +35,22 @@ def policies_root() -> Path:
     return Path(__file__).resolve().parents[3] / "policies"
 
 
+_CACHE: dict[tuple[str, tuple[tuple[str, int, int], ...]], list[Policy]] = {}
+
+
+def current_policies(root: Path | None = None) -> list[Policy]:
+    """The policies under ``root``, loaded once per process while the files are unchanged."""
+    root = root or policies_root()
+    stamp = tuple(
+        (str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(root.glob("*/*.toml"))
+    )
+    key = (str(root.resolve()), stamp)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_policies(root)
+    return _CACHE[key]
+
+
 def parse_day(text: str, what: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -75,7 +91,7 @@ def evaluate(app: LedgerApp, family_ref: str, as_of: date, known_at: str | None 
     records = family_records(app, family_ref)
     evidence = select_evidence(records, as_of=as_of, known_at=k)
     if policy is None:
-        policy = choose_policy(load_policies(policies_root()), evidence.policy_id, as_of,
+        policy = choose_policy(current_policies(), evidence.policy_id, as_of,
                                policy_id)
     result = decide(policy, evidence, as_of).to_dict()
     result["known_at"] = k
