@@ -429,3 +429,7 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
     emit(r, as_json, summary_text)
     if not r["verify"]["ok"]:
         sys.exit(EXIT_FINDING)
+
+
+# Commands of the audit area live beside this module and register on the same group.
+from . import cli_audit  # noqa: E402,F401
