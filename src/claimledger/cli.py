@@ -431,5 +431,5 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
         sys.exit(EXIT_FINDING)
 
 
-# Commands of the audit area live beside this module and register on the same group.
-from . import cli_audit  # noqa: E402,F401
+# Commands of the audit and report areas live beside this module, on the same group.
+from . import cli_audit, cli_report  # noqa: E402,F401
