@@ -195,3 +195,13 @@ def test_the_catalog_is_plain_data_for_the_cli() -> None:
     assert report["ok"] is False
     assert report["errors"][0]["key"] == "effective_from"
     _walk(report)
+
+
+def test_a_policy_file_in_the_wrong_place_is_reported_not_ignored(tmp_path: Path) -> None:
+    (tmp_path / "testshire").mkdir()
+    (tmp_path / "testshire" / "plan.toml").write_text("")
+    (tmp_path / "stray.toml").write_text("")
+    result = check_policies(tmp_path)
+    first = result.errors[0]
+    assert Path(first.file).name == "stray.toml"
+    assert first.reason == f"not read: a policy file lives at {tmp_path}/<authority>/<plan>.toml"

@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from . import __version__
+from .access import Actors
 from .domain.base import AppendContext, ChainedAggregate, iso_utc
 from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement
 from .errors import ClockError, ConfigError, ConflictError, UsageError
@@ -93,6 +94,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         except Exception as e:  # connection refused, bad credentials, unwritable file …
             raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
+        self.actors = Actors.from_env()
 
     def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
         return SealedMapper(self.factory.transcoder())
@@ -154,6 +156,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def commit(self, *aggregates: Any) -> list[int]:
         """Save in one transaction; a concurrent writer's append is a ConflictError."""
+        self.actors.check_events(self.settings.who, (
+            type(e).__qualname__ for a in aggregates for e in a.pending_events))
         try:
             recordings = self.save(*aggregates)
         except StoreIntegrityError as e:
@@ -165,6 +169,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def insert_stored(self, stored: list[StoredEvent]) -> None:
         """Bulk insert of already-sealed events in one transaction (ingest's fast path)."""
+        self.actors.check_events(self.settings.who, (s.topic.split(":", 1)[1] for s in stored))
         try:
             self.recorder.insert_events(stored)
         except StoreIntegrityError as e:
@@ -174,9 +179,14 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             ) from None
 
     # --- use cases: the ledger itself ---------------------------------------------------
-    def init(self, authority: str) -> dict[str, Any]:
+    def init(self, authority: str, app_role: str | None = None) -> dict[str, Any]:
+        self.actors.require(self.settings.who, "admin", "initialise a ledger")
         if self.find(Ledger, LEDGER_KEY) is not None:
             raise UsageError(f"a ledger already exists at {self.location.url}")
+        if self.location.backend == "postgres":
+            make_append_only(self, app_role)
+        elif app_role:
+            raise UsageError("--app-role applies to a PostgreSQL ledger only")
         keys = self.settings.keys
         private = signing.generate_keypair(keys)
         pub = signing.public_raw(private)
@@ -267,6 +277,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
     # --- export / import ------------------------------------------------------------------
     def export(self, out: Path) -> dict[str, Any]:
         """JSON lines: a header, then one line per stored event with its exact bytes."""
+        self.actors.require(self.settings.who, "admin", "export the ledger")
         n = 0
         with out.open("wb") as f:
             f.write(orjson.dumps({"format": EXPORT_FORMAT, "claimledger": __version__}) + b"\n")
@@ -283,6 +294,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def import_(self, src: Path) -> dict[str, Any]:
         """Load an export into an empty ledger, keeping every position and byte."""
+        self.actors.require(self.settings.who, "admin", "import a ledger")
         if self.recorder.max_notification_id():
             raise UsageError(f"{self.location.url} is not empty; import needs an empty ledger")
         batch: list[tuple[int, str, int, str, bytes]] = []
@@ -305,6 +317,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                     raise UsageError(f"{src}:{lineno}: bad export line ({e})") from None
         insert_with_positions(self, batch)
+        if self.location.backend == "postgres":
+            make_append_only(self, None)
         n = len(batch)
         return {"imported": n, "file": str(src), "db": self.location.url}
 
@@ -334,6 +348,42 @@ def insert_with_positions(app: LedgerApp, rows: list[tuple[int, str, int, str, b
                 "'notification_id'), %s)",
                 (max(p for p, *_ in rows),),
             )
+
+
+APPEND_ONLY_SQL = """
+CREATE OR REPLACE FUNCTION {schema}.claimledger_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'claimledger: % on %.% refused: the ledger is append-only',
+    TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME;
+END $$;
+DROP TRIGGER IF EXISTS claimledger_append_only ON {schema}.{table};
+CREATE TRIGGER claimledger_append_only BEFORE UPDATE OR DELETE ON {schema}.{table}
+  FOR EACH ROW EXECUTE FUNCTION {schema}.claimledger_refuse_change();
+DROP TRIGGER IF EXISTS claimledger_no_truncate ON {schema}.{table};
+CREATE TRIGGER claimledger_no_truncate BEFORE TRUNCATE ON {schema}.{table}
+  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.claimledger_refuse_change();
+REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
+"""
+
+
+def make_append_only(app: LedgerApp, app_role: str | None) -> None:
+    """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events.
+
+    A trigger rejects them for every role (only a superuser, who can disable triggers, gets
+    past it), and the application's role, when named, is granted only SELECT and INSERT.
+    """
+    rec: Any = app.recorder
+    schema = f'"{rec.datastore.schema or "public"}"'
+    table = f'"{rec.events_table_name}"'
+    with rec.datastore.transaction(commit=True) as c:
+        c.execute(APPEND_ONLY_SQL.format(schema=schema, table=table))
+        if app_role:
+            role = '"' + app_role.replace('"', "") + '"'
+            c.execute(f"REVOKE ALL ON {schema}.{table} FROM {role}")
+            c.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            c.execute(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
+            c.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
 
 
 def _one_line(e: BaseException) -> str:

@@ -72,12 +72,14 @@ def cli(ctx: click.Context, db: str | None, key_dir: Path | None, now: str | Non
 
 @cli.command()
 @click.option("--authority", default="", help="The authority this ledger belongs to.")
+@click.option("--app-role", default=None, metavar="ROLE",
+              help="PostgreSQL: the application's database role, granted only SELECT, INSERT.")
 @json_option
 @pass_settings
-def init(settings: Settings, authority: str, as_json: bool) -> None:
+def init(settings: Settings, authority: str, app_role: str | None, as_json: bool) -> None:
     """Create the ledger and the authority's Ed25519 key pair."""
     app = open_app(settings, must_exist=False)
-    emit(app.init(authority), as_json)
+    emit(app.init(authority, app_role), as_json)
 
 
 @cli.command()

@@ -304,6 +304,7 @@ def generate(out_dir: Path, families: int, seed: int, policy_id: str = DEFAULT_P
             w.writerows(rows)
         counts[f"{kind}.csv"] = len(rows)
     reviews = [d["review_on"] for d in details]
+    made = Counter(d["scenario"] for d in details)
     return {
         "policy_id": policy.id,
         "authority": policy.authority,
@@ -313,7 +314,7 @@ def generate(out_dir: Path, families: int, seed: int, policy_id: str = DEFAULT_P
         "out_dir": str(out_dir),
         "files": counts,
         "rows": sum(counts.values()),
-        "scenarios": dict(Counter(d["scenario"] for d in details).most_common()),
+        "scenarios": {s: made[s] for s in SCENARIOS if made[s]},
         "unavailable": unavailable,
         "reviews": {"first": min(reviews), "last": max(reviews)},
         "family_scenarios": details,
@@ -340,3 +341,16 @@ def _one_family(county: County, planner: Planner, ref: str, scenario: str, ident
                              for p in plan.problems],
                 "expect": plan.expect}
     raise RuntimeError(f"could not place a {scenario} family {ref} identified on {identified}")
+
+
+def describe(result: dict[str, Any]) -> str:
+    """The text ``claimledger synth`` prints: what was written and the scenario mix."""
+    lines = [f"{result['families']} families for {result['policy_id']} "
+             f"({result['programme']['start']}..{result['programme']['end']}), "
+             f"seed {result['seed']}, in {result['out_dir']}"]
+    lines += [f"  {name:<18} {n:>8} rows" for name, n in result["files"].items()]
+    lines.append("scenarios: " + ", ".join(f"{s} {n}" for s, n in result["scenarios"].items()))
+    lines += [f"  not generated: {s} ({why})" for s, why in result["unavailable"].items()]
+    lines.append(f"review dates {result['reviews']['first']}..{result['reviews']['last']} "
+                 "(per family in --json: family_scenarios[].review_on)")
+    return "\n".join(lines)

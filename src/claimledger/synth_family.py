@@ -63,6 +63,11 @@ class Term:
     academic_year: int  # the calendar year its September falls in
     possible: int  # sessions (two a school day)
 
+    @property
+    def cells(self) -> tuple[str, str, str]:
+        """term_start, term_end, sessions_possible as written in the census file."""
+        return self.start.isoformat(), self.end.isoformat(), str(self.possible)
+
 
 def _weekday_on_or_after(day: date, weekday: int) -> date:
     return day + days((weekday - day.weekday()) % 7)
@@ -113,11 +118,18 @@ class County:
     noise_kinds: tuple[str, ...]
     rows: dict[str, list[Row]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.term_cells = {t.start: t.cells for t in self.terms}
+
     def add(self, kind: str, row: list[Any]) -> None:
-        self.rows[kind].append(["" if v is None else _cell(v) for v in row])
+        self.rows[kind].append([_cell(v) for v in row])
 
 
 def _cell(v: Any) -> str:
+    if type(v) is str:
+        return v
+    if v is None:
+        return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, date):
@@ -323,6 +335,8 @@ class FamilyBuilder:
                     exclusion_terms[second.start] = (below - k, False)
             else:
                 exclusion_terms[recent[-1].start] = (1, True)
+        census = self.c.rows["attendance"]
+        cells = self.c.term_cells
         for m in children:
             y0 = m.birth.year + 4 + (1 if m.birth.month >= 9 else 0)
             is_target = m is target
@@ -369,8 +383,9 @@ class FamilyBuilder:
                     setting = "pru"
                 if permanent:
                     permanently_out = True
-                self.c.add("attendance", [m.ref, term.start, term.end, term.possible, absent,
-                                          unauth, fixed, permanent, setting, "school_census"])
+                start, end, possible = cells[term.start]
+                census.append([m.ref, start, end, possible, str(absent), str(unauth), str(fixed),
+                               "yes" if permanent else "no", setting, "school_census"])
 
     # ---------------------------------------------------------------- police
 
@@ -401,6 +416,14 @@ class FamilyBuilder:
         merged: dict[tuple[str, str, str], list[int]] = {}
         for need in self.needs.incident_needs:
             if need.state == "quiet":
+                # the history that made it a problem: before attachment, so before the window
+                if self.needs.incidents.get(need.kind) == "quiet" and r.random() < 0.8 and \
+                        (need.per != "young_person" or offender is not None):
+                    m = who(need.per)
+                    self.subject.setdefault(f"incident:{need.kind}", m.ref)
+                    lo = months_before(t.attached, 12) + days(2)
+                    for day in spread(lo, t.attached - DAY, r.randint(1, 4)):
+                        put(m, need.kind, day)
                 continue
             key = (need.kind, need.per, need.state)
             b, w = merged.get(key, [need.baseline_months, need.window_months])

@@ -259,25 +259,26 @@ class Chooser:
     def dfe(self) -> frozenset[str]:
         return frozenset(self.policy.claim.double_funding_exclusion)
 
-    def _weight(self, node: Measure, good: bool) -> int:
+    def _rank(self, node: Measure, good: bool) -> tuple[int, int]:
+        """(group, weight): lower groups are tried first; weight orders within a group."""
         kinds = {leaf.kind for leaf in leaves(node)}
         if good:
             if kinds & self.forbid_good:
-                return 0
-            return 1 if kinds == {"attestation"} else 3
-        if self.target and kinds & self.target:
-            return 100
-        return 1
+                return 1, 1
+            # data-backed results are the common case; attestations the minority
+            return 0, 1 if kinds == {"attestation"} else 3
+        if self.target:
+            return (0, 1) if kinds & self.target else (1, 1)
+        return 0, 1
 
     def _order(self, items: Sequence[Measure], good: bool) -> list[Measure]:
-        """Items in a weighted random order (zero weight last): preferred choices first."""
+        """Items in weighted random order within priority groups: preferred choices first."""
         keyed = []
         for i, item in enumerate(items):
-            w = self._weight(item, good)
-            key = self.rng.random() ** (1 / w) if w else -1.0
-            keyed.append((-key, i, item))
-        keyed.sort(key=lambda t: (t[0], t[1]))
-        return [item for _, _, item in keyed]
+            group, w = self._rank(item, good)
+            keyed.append((group, -(self.rng.random() ** (1 / w)), i, item))
+        keyed.sort(key=lambda t: (t[0], t[1], t[2]))
+        return [t[3] for t in keyed]
 
     def choose(self, node: Measure, good: bool, outcome: str) -> list[Atom] | None:
         """Atoms that pass (or spoil) ``node``; None when no choice can."""

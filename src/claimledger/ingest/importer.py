@@ -321,9 +321,19 @@ class Batch:
         seen: set[str] = set()
         in_file: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
+        copies: dict[bytes, int] | None = {} if self.key_columns is None else None
         done = 0
         for line, row in rows:
-            row_key = hashlib.sha256(canonical({"kind": kind_tag, "row": row})).hexdigest()
+            content = canonical({"kind": kind_tag, "row": row})
+            if copies is not None:
+                # Without a natural key, a row repeated within one file is that many records
+                # (two identical incidents on one day); its n-th copy has its own key, so
+                # re-ingesting the file is still a no-op.
+                n = copies.get(content, 0)
+                copies[content] = n + 1
+                if n:
+                    content = canonical({"kind": kind_tag, "row": row, "copy": n})
+            row_key = hashlib.sha256(content).hexdigest()
             state = self.family_of(line, row)
             if row_key in seen or row_key in state.row_keys:
                 self.skipped += 1
@@ -375,13 +385,13 @@ class Batch:
             self.append(ctx, state, payload, line, row_key)
             return
         key = tuple(row[c] for c in self.key_columns)
-        earlier = in_file.get(key)
+        earlier = in_file.get((state.ref, *key))
         if earlier is not None:
-            what = ", ".join(self.schema.natural_key or ())
-            raise self.fail(line, None, f"conflicts with line {earlier[0]}: same {what} "
-                            f"({', '.join(map(str, key))}) with other values "
-                            f"({self.differences(earlier[1], payload)})")
-        in_file[key] = (line, payload)
+            names = self.schema.natural_key or ()
+            raise self.fail(line, None, f"conflicts with line {earlier[0]}: same "
+                            f"{', '.join(names)} ({', '.join(str(row[c]) for c in names)}) "
+                            f"with other values ({self.differences(earlier[1], payload)})")
+        in_file[(state.ref, *key)] = (line, payload)
         if self.kind == "families" and state.agg is not None:
             for col in ("authority", "policy_id"):
                 if getattr(state.agg, col) != row[col]:

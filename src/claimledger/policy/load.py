@@ -239,7 +239,7 @@ class _Checker:
                                            f"{entries[-1].start}")
                 return None
             entries.append(DatedValue(start, v, section, self.note(t, k)))
-        return Dated(tuple(entries), key)
+        return Dated(tuple(entries), f"{self.file}: {key}")
 
     def scalar(self, value: Any, key: str, param: Param) -> Number | None:
         if param.type == "int":
@@ -688,13 +688,17 @@ def _overlaps(policies: Sequence[Policy]) -> list[PolicyError]:
 def check_policies(root_or_paths: str | Path | Iterable[str | Path] = "policies"
                    ) -> PolicyCheckResult:
     """Validate a policies directory (or given files) and report every error, raising none."""
+    errors: list[PolicyError] = []
     if isinstance(root_or_paths, str | Path):
         target = Path(root_or_paths)
         paths = policy_files(target) if target.is_dir() else [target]
+        if target.is_dir():
+            errors += [PolicyError(str(p), "", "not read: a policy file lives at "
+                                                f"{target}/<authority>/<plan>.toml")
+                       for p in sorted(target.rglob("*.toml")) if p not in paths]
     else:
         paths = [Path(p) for p in root_or_paths]
     policies: list[Policy] = []
-    errors: list[PolicyError] = []
     for path in paths:
         try:
             data = path.read_bytes()

@@ -1,0 +1,449 @@
+"""Data-match ingest: the file contract, provenance, idempotency, corrections, atomicity.
+
+The stories follow two Worcestershire families (WR-0107: a mother, a persistently absent
+pupil and his sister in children's social care; WR-0212: a father and a son known to the
+police), loaded from the small files in ``tests/data/ingest`` the way an admin would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimledger.application import LedgerApp, Settings, open_app
+from claimledger.errors import InputError, UsageError
+from claimledger.ingest import KINDS, SCHEMAS, ingest
+from claimledger.ingest.schemas import PROVENANCE, event_fields
+
+DATA = Path(__file__).parent / "data" / "ingest"
+NOW = "2016-05-01T09:00:00Z"
+POLICY = "worcestershire/stronger-families-2015-16"
+#: The order an admin loads a county: families first, then members, then the data matches.
+ORDER = ("families", "members", "indicators", "attachments", "attendance", "incidents",
+         "employment", "care_status", "scores", "judgements", "attestations")
+ATTENDANCE_HEADER = ("member_ref,term_start,term_end,sessions_possible,sessions_absent,"
+                     "unauthorised_absent,fixed_term_exclusions,permanent_exclusion,setting,"
+                     "source")
+
+MakeApp = Callable[..., LedgerApp]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> MakeApp:
+    """A fresh, initialised ledger; the shared conftest may swap in PostgreSQL."""
+    made = 0
+
+    def make(now: str = NOW) -> LedgerApp:
+        nonlocal made
+        made += 1
+        app = open_app(
+            Settings(db=f"sqlite:///{tmp_path}/ledger{made}.sqlite",
+                     key_dir=tmp_path / f"keys{made}", now=now, actor="data1"),
+            must_exist=False,
+        )
+        app.init("Worcestershire")
+        return app
+
+    return make
+
+
+@pytest.fixture
+def county(make_app: MakeApp) -> LedgerApp:
+    """A ledger holding both families and their members."""
+    app = make_app()
+    ingest(app, "families", DATA / "families.csv")
+    ingest(app, "members", DATA / "members.csv")
+    return app
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def events(app: LedgerApp, family_ref: str) -> list[dict[str, Any]]:
+    return [rec for _, rec in app.stream_records(f"family/{family_ref}")]
+
+
+def of_type(app: LedgerApp, family_ref: str, type_: str) -> list[dict[str, Any]]:
+    return [r for r in events(app, family_ref) if r["envelope"]["type"] == type_]
+
+
+def count_events(app: LedgerApp) -> int:
+    return sum(1 for _ in app.rows())
+
+
+def fingerprint(app: LedgerApp) -> str:
+    """Every stored byte: the SQLite file and its WAL, or every row on a server."""
+    h = hashlib.sha256()
+    path = app.location.sqlite_path
+    if path is not None:
+        for p in (path, path.with_name(path.name + "-wal")):
+            h.update(p.read_bytes() if p.exists() else b"-")
+    for row in app.rows():
+        h.update(row.state)
+    return h.hexdigest()
+
+
+# --- the contract ---------------------------------------------------------------------------
+#: The headers exactly as DESIGN.md's "Data-match files" table gives them.
+DESIGN_HEADERS = {
+    "families": "family_ref,authority,policy_id,identified_on",
+    "members": "family_ref,member_ref,role,birth_date",
+    "indicators": "family_ref,member_ref,problem,indicator,observed_on,stage,source",
+    "attachments": "family_ref,attached_on,lead_professional,assessment_on,plan_on",
+    "attendance": ATTENDANCE_HEADER,
+    "incidents": "member_ref,occurred_on,kind,serious,source",
+    "employment": "member_ref,kind,benefit,start_on,end_on,hours_per_week,source",
+    "care_status": "member_ref,status,start_on,end_on,source",
+    "scores": "member_ref,instrument,assessed_on,score,assessor",
+    "judgements": ("family_ref,judged_on,practitioner,problem,progress,sustained,"
+                   "intensity_reduced,note"),
+    "attestations": "family_ref,member_ref,outcome,attested_on,practitioner,evidence",
+}
+
+
+def test_every_kind_has_exactly_the_design_header_and_its_events_store_every_column() -> None:
+    assert set(KINDS) == set(DESIGN_HEADERS)
+    for kind, header in DESIGN_HEADERS.items():
+        schema = SCHEMAS[kind]
+        assert ",".join(schema.header) == header, kind
+        stored = set(event_fields(schema.event)) - set(PROVENANCE)
+        assert stored == set(schema.payload_columns), kind
+        assert set(PROVENANCE) <= set(event_fields(schema.event)), kind
+
+
+# --- a county loads -------------------------------------------------------------------------
+def test_a_county_loads_every_kind_with_typed_values_and_still_verifies(
+    make_app: MakeApp,
+) -> None:
+    app = make_app()
+    results = {kind: ingest(app, kind, DATA / f"{kind}.csv") for kind in ORDER}
+
+    assert results["families"]["appended"] == 2
+    assert results["members"]["appended"] == 5
+    assert results["attendance"] == {
+        "kind": "attendance", "file": str(DATA / "attendance.csv"),
+        "sha256": hashlib.sha256((DATA / "attendance.csv").read_bytes()).hexdigest(),
+        "rows": 4, "appended": 4, "skipped_duplicates": 0, "corrected": 0,
+        "families_touched": 2,
+    }
+    # Two identical ASB incidents on one day are two incidents, not a duplicate row.
+    assert results["incidents"]["appended"] == 4
+    assert app.verify().ok
+
+    types = [r["envelope"]["type"] for r in events(app, "WR-0107")]
+    assert types[0] == "Family.Registered"
+    assert types.count("Family.MemberAdded") == 3
+    assert types.count("Family.AttendanceRecorded") == 3
+    absent, _ = (r["payload"] for r in of_type(app, "WR-0107", "Family.AttendanceRecorded")
+                       if r["payload"]["member_ref"] == "WR-0107-C1")
+    assert absent["sessions_possible"] == 140 and absent["sessions_absent"] == 31
+    assert absent["permanent_exclusion"] is False and absent["setting"] == "school"
+    sister = next(r["payload"] for r in of_type(app, "WR-0107", "Family.AttendanceRecorded")
+                  if r["payload"]["member_ref"] == "WR-0107-C2")
+    assert sister["unauthorised_absent"] is None and sister["permanent_exclusion"] is None
+
+    judgement = of_type(app, "WR-0107", "Family.JudgementRecorded")[0]["payload"]
+    assert judgement["problem"] == "all"
+    assert (judgement["progress"], judgement["sustained"], judgement["intensity_reduced"]) == (
+        True, True, False)
+    assert judgement["note"] == 'support stepped down to monthly visits, "good progress"'
+    attachment = of_type(app, "WR-0212", "Family.Attached")[0]["payload"]
+    assert attachment["lead_professional"] is None and attachment["plan_on"] is None
+    indicator = of_type(app, "WR-0212", "Family.IndicatorRecorded")[0]["payload"]
+    assert indicator["member_ref"] is None and indicator["problem"] == "crime_asb"
+
+
+def test_each_event_carries_the_file_sha256_its_row_number_and_the_ledger_clock(
+    county: LedgerApp,
+) -> None:
+    sha = hashlib.sha256((DATA / "attendance.csv").read_bytes()).hexdigest()
+    ingest(county, "attendance", DATA / "attendance.csv")
+
+    recorded = [r for fam in ("WR-0107", "WR-0212")
+                for r in of_type(county, fam, "Family.AttendanceRecorded")]
+    assert sorted(r["payload"]["row"] for r in recorded) == [2, 3, 4, 5]
+    assert {r["payload"]["file_sha256"] for r in recorded} == {sha}
+    assert len({r["payload"]["row_key"] for r in recorded}) == 4
+    assert {r["envelope"]["recorded_at"] for r in recorded} == {"2016-05-01T09:00:00.000000Z"}
+    assert {r["envelope"]["actor"] for r in recorded} == {"data1"}
+    registered = of_type(county, "WR-0107", "Family.Registered")[0]["payload"]
+    assert registered["row"] == 2
+    assert registered["policy_id"] == POLICY
+
+
+# --- idempotency ----------------------------------------------------------------------------
+def test_ingesting_the_same_file_twice_appends_nothing_the_second_time(
+    county: LedgerApp,
+) -> None:
+    first = ingest(county, "attendance", DATA / "attendance.csv")
+    before = count_events(county)
+    second = ingest(county, "attendance", DATA / "attendance.csv")
+
+    assert first["appended"] == 4
+    assert second["appended"] == 0 and second["skipped_duplicates"] == 4
+    assert second["families_touched"] == 0
+    assert count_events(county) == before
+
+
+def test_the_same_row_in_another_file_is_skipped_and_only_the_new_row_appended(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    ingest(county, "attendance", DATA / "attendance.csv")
+    summer = write(tmp_path, "census-summer-2016.csv", ATTENDANCE_HEADER + "\n"
+                   # the spring term again, exactly as before (padding is not content)
+                   "WR-0107-C1, 2016-01-04 ,2016-03-24,116,9,2,0,no,school,"
+                   "school census spring 2016\n"
+                   "WR-0107-C1,2016-04-11,2016-07-20,126,3,0,0,no,school,"
+                   "school census summer 2016\n")
+    result = ingest(county, "attendance", summer)
+
+    assert (result["appended"], result["skipped_duplicates"]) == (1, 1)
+    rows = [r["payload"] for r in of_type(county, "WR-0107", "Family.AttendanceRecorded")]
+    assert [r["term_start"] for r in rows if r["member_ref"] == "WR-0107-C1"] == [
+        "2015-09-01", "2016-01-04", "2016-04-11"]
+
+
+def test_incidents_repeated_within_a_file_stay_separate_but_reingest_is_still_a_no_op(
+    county: LedgerApp,
+) -> None:
+    first = ingest(county, "incidents", DATA / "incidents.csv")
+    again = ingest(county, "incidents", DATA / "incidents.csv")
+
+    assert (first["appended"], again["appended"], again["skipped_duplicates"]) == (4, 0, 4)
+    asb = [r for r in of_type(county, "WR-0212", "Family.IncidentRecorded")
+           if r["payload"]["kind"] == "asb_incident"]
+    assert [r["payload"]["row"] for r in asb] == [2, 3]
+
+
+# --- corrections ----------------------------------------------------------------------------
+def test_a_resupplied_attendance_term_is_a_correction_naming_the_superseded_event(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    ingest(county, "attendance", DATA / "attendance.csv")
+    original = next(r for r in of_type(county, "WR-0107", "Family.AttendanceRecorded")
+                    if r["payload"]["member_ref"] == "WR-0107-C1"
+                    and r["payload"]["term_start"] == "2015-09-01")
+    original_id = f"family/WR-0107#{original['envelope']['version']}"
+    # The school found two sessions wrongly coded as unauthorised absence.
+    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
+                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,"
+                  "school census autumn 2015 v2\n")
+    result = ingest(county, "attendance", fixed)
+
+    assert (result["appended"], result["corrected"]) == (1, 1)
+    correction = of_type(county, "WR-0107", "Family.Corrected")[0]
+    payload = correction["payload"]
+    assert payload["supersedes"] == original_id
+    assert payload["reason"] == "re-supplied in census-autumn-2015-v2.csv line 2"
+    replacement = payload["replacement"]
+    assert replacement["type"] == "Family.AttendanceRecorded"
+    assert (replacement["sessions_absent"], replacement["unauthorised_absent"]) == (29, 18)
+    assert replacement["row"] == 2
+    assert replacement["file_sha256"] == hashlib.sha256(fixed.read_bytes()).hexdigest()
+
+    # A third version supersedes the correction (the record's current version) ...
+    third = write(tmp_path, "census-autumn-2015-v3.csv", ATTENDANCE_HEADER + "\n"
+                  "WR-0107-C1,2015-09-01,2015-12-18,140,28,18,1,no,school,"
+                  "school census autumn 2015 v3\n")
+    ingest(county, "attendance", third)
+    corrections = of_type(county, "WR-0107", "Family.Corrected")
+    assert corrections[1]["payload"]["supersedes"] == (
+        f"family/WR-0107#{correction['envelope']['version']}")
+    # ... and the older files, loaded again, change nothing.
+    before = count_events(county)
+    for path in (DATA / "attendance.csv", fixed):
+        assert ingest(county, "attendance", path)["appended"] == 0
+    assert count_events(county) == before
+    assert county.verify().ok
+
+
+def test_a_later_identification_date_corrects_the_family_but_its_policy_cannot_change(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    moved = write(tmp_path, "families-v2.csv", DESIGN_HEADERS["families"] + "\n"
+                  f"WR-0212,Worcestershire,{POLICY},2015-05-18\n")
+    assert ingest(county, "families", moved)["corrected"] == 1
+    correction = of_type(county, "WR-0212", "Family.Corrected")[0]["payload"]
+    assert correction["supersedes"] == "family/WR-0212#1"
+    assert correction["replacement"]["identified_on"] == "2015-05-18"
+
+    other_plan = write(tmp_path, "families-v3.csv", DESIGN_HEADERS["families"] + "\n"
+                       "WR-0212,Worcestershire,worcestershire/stronger-families-2016,"
+                       "2015-05-18\n")
+    with pytest.raises(InputError) as e:
+        ingest(county, "families", other_plan)
+    assert (e.value.line, e.value.column) == (2, "policy_id")
+    assert "registered with policy_id" in e.value.reason
+
+
+# --- bad rows: the first one names file, line, column and reason, and nothing is written ----
+BAD_ROWS = [
+    # (story, kind, file text, line, column, reason fragment)
+    ("a members file given as attendance", "attendance",
+     "family_ref,member_ref,role,birth_date\nWR-0107,WR-0107-C1,child,2004-09-02\n",
+     1, None, f"expected {ATTENDANCE_HEADER}, found family_ref,member_ref"),
+    ("an empty file", "scores", "", 1, None, "expected the header member_ref,instrument"),
+    ("a member of a family never registered", "members",
+     "family_ref,member_ref,role,birth_date\nWR-0999,WR-0999-C1,child,2004-09-02\n",
+     2, "family_ref", "unknown family_ref 'WR-0999': not registered"),
+    ("a pupil the ledger does not know", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C9,2015-09-01,2015-12-18,140,3,0,0,no,school,\n",
+     2, "member_ref", "unknown member_ref 'WR-0107-C9'"),
+    ("an indicator for someone outside the family", "indicators",
+     DESIGN_HEADERS["indicators"] + "\nWR-0107,WR-0212-C1,crime_asb,asb,2015-04-30,"
+     "identification,police\n",
+     2, "member_ref", "not a member of family 'WR-0107'"),
+    ("a British date", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,01/09/2015,2015-12-18,140,3,0,0,no,school,\n",
+     2, "term_start", "bad date '01/09/2015': expected an ISO date YYYY-MM-DD"),
+    ("a date that does not exist", "care_status",
+     DESIGN_HEADERS["care_status"] + "\nWR-0107-C2,cp,2015-02-30,,\n",
+     2, "start_on", "bad date '2015-02-30'"),
+    ("a term that ends before it starts", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-12-18,2015-09-01,140,3,0,0,no,school,\n",
+     2, "term_end", "term_end 2015-09-01 is before term_start 2015-12-18"),
+    ("a benefit claim that ends before it starts", "employment",
+     DESIGN_HEADERS["employment"] + "\nWR-0107-M,benefit_claim,JSA,2015-03-01,2015-02-01,,\n",
+     2, "end_on", "end_on 2015-02-01 is before start_on 2015-03-01"),
+    ("a negative count", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,-3,0,0,no,school,\n",
+     2, "sessions_absent", "negative count -3"),
+    ("more absences than sessions", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,141,0,0,no,school,\n",
+     2, "sessions_absent", "absent more sessions than possible: sessions_absent 141 is more "
+     "than sessions_possible 140"),
+    ("more unauthorised absences than absences", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,10,11,0,no,school,\n",
+     2, "unauthorised_absent", "unauthorised_absent 11 is more than sessions_absent 10"),
+    ("a setting the census does not use", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,3,0,0,no,home,\n",
+     2, "setting", "unknown setting 'home': expected one of school, pru, alternative, none"),
+    ("an incident kind outside the list", "incidents",
+     DESIGN_HEADERS["incidents"] + "\nWR-0212-C1,2015-02-14,arrest,no,police\n",
+     2, "kind", "unknown kind 'arrest': expected one of proven_offence, asb_incident"),
+    ("a judgement on a problem that is not a headline", "judgements",
+     DESIGN_HEADERS["judgements"] + "\nWR-0107,2016-03-31,LW-Ellis,housing,yes,yes,yes,\n",
+     2, "problem", "unknown problem 'housing': expected one of crime_asb, education, "
+     "children_need_help, worklessness, domestic_abuse, health, all"),
+    ("a member listed twice", "members",
+     DESIGN_HEADERS["members"] + "\nWR-0212,WR-0212-C2,child,2009-01-01\n"
+     "WR-0212,WR-0212-C2,child,2009-01-02\n",
+     3, "member_ref", "duplicate member 'WR-0212-C2': already on line 2"),
+    ("a member already in another family", "members",
+     DESIGN_HEADERS["members"] + "\nWR-0212,WR-0107-C1,child,2004-09-02\n",
+     2, "member_ref", "duplicate member 'WR-0107-C1': already in family 'WR-0107'"),
+    ("a member re-supplied with another birth date", "members",
+     DESIGN_HEADERS["members"] + "\nWR-0107,WR-0107-C1,child,2004-09-03\n",
+     2, "member_ref", "with other details (role child, birth_date 2004-09-02)"),
+    ("a flag that is neither yes nor no", "judgements",
+     DESIGN_HEADERS["judgements"] + "\nWR-0107,2016-03-31,LW-Ellis,all,yes,maybe,no,\n",
+     2, "sustained", "bad yes/no flag 'maybe': expected yes or no"),
+    ("a fractional session count", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,3.5,0,0,no,school,\n",
+     2, "sessions_absent", "not an integer: '3.5'"),
+    ("a score written as a word", "scores",
+     DESIGN_HEADERS["scores"] + "\nWR-0107-M,wemwbs,2015-06-10,high,\n",
+     2, "score", "not an integer: 'high'"),
+    ("a required cell left empty", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,,3,0,0,no,school,\n",
+     2, "sessions_possible", "missing value: sessions_possible is required"),
+    ("a row with a cell missing", "scores",
+     DESIGN_HEADERS["scores"] + "\nWR-0107-M,wemwbs,2015-06-10,40\n",
+     2, None, "expected 5 cells"),
+    ("one term supplied twice with different figures", "attendance",
+     ATTENDANCE_HEADER + "\nWR-0107-C1,2015-09-01,2015-12-18,140,3,0,0,no,school,\n"
+     "WR-0107-C1,2015-09-01,2015-12-18,140,5,0,0,no,school,\n",
+     3, None, "conflicts with line 2: same member_ref, term_start, term_end"),
+]
+
+
+@pytest.mark.parametrize(("story", "kind", "text", "line", "column", "reason"), BAD_ROWS,
+                         ids=[b[0] for b in BAD_ROWS])
+def test_a_bad_row_names_file_line_column_and_reason_and_writes_nothing(
+    county: LedgerApp, tmp_path: Path, story: str, kind: str, text: str, line: int,
+    column: str | None, reason: str,
+) -> None:
+    path = write(tmp_path, f"{kind}.csv", text)
+    before = count_events(county)
+    with pytest.raises(InputError) as e:
+        ingest(county, kind, path)
+    err = e.value
+    assert (err.file, err.line, err.column) == (str(path), line, column), story
+    assert reason in err.reason, err.reason
+    assert err.exit_code == 2
+    assert str(err).startswith(f"{path}:{line}")
+    assert count_events(county) == before
+
+
+def test_the_first_bad_row_is_reported_whether_it_is_a_bad_cell_or_a_bad_reference(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    good = "WR-0107-C1,2015-09-01,2015-12-18,140,3,0,0,no,school,\n"
+    unknown = "WR-0107-C9,2015-09-01,2015-12-18,140,3,0,0,no,school,\n"
+    bad_date = "WR-0107-C1,2016-01-04,2016-13-24,116,3,0,0,no,school,\n"
+    ref_first = write(tmp_path, "a.csv", ATTENDANCE_HEADER + "\n" + good + unknown + bad_date)
+    cell_first = write(tmp_path, "b.csv", ATTENDANCE_HEADER + "\n" + good + bad_date + unknown)
+
+    with pytest.raises(InputError) as e:
+        ingest(county, "attendance", ref_first)
+    assert (e.value.line, e.value.column) == (3, "member_ref")
+    with pytest.raises(InputError) as e:
+        ingest(county, "attendance", cell_first)
+    assert (e.value.line, e.value.column) == (3, "term_end")
+
+
+def test_a_file_whose_last_row_is_bad_leaves_the_database_byte_for_byte_unchanged(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    lines = (DATA / "attendance.csv").read_text().splitlines()
+    bad = write(tmp_path, "census.csv", "\n".join(
+        [*lines, "WR-0212-C1,2016-01-04,2016-03-24,116,9,2,0,perhaps,pru,census"]) + "\n")
+    before = fingerprint(county)
+    with pytest.raises(InputError) as e:
+        ingest(county, "attendance", bad)
+    assert (e.value.line, e.value.column) == (6, "permanent_exclusion")
+    assert fingerprint(county) == before
+    # The good rows alone load: nothing of the failed attempt is in the way.
+    good = write(tmp_path, "census-fixed.csv", "\n".join(lines) + "\n")
+    assert ingest(county, "attendance", good)["appended"] == 4
+
+
+def test_a_bom_and_blank_lines_from_a_spreadsheet_export_are_tolerated(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    text = ("\ufeff" + DESIGN_HEADERS["scores"]
+            + "\r\nWR-0107-M,wemwbs,2015-06-10,41,\r\n\r\n,,,,\r\n")
+    path = write(tmp_path, "scores.csv", text)
+    assert ingest(county, "scores", path)["appended"] == 1
+
+
+def test_an_unknown_kind_or_a_missing_file_is_refused(county: LedgerApp, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown ingest kind 'pupils'"):
+        ingest(county, "pupils", DATA / "members.csv")
+    with pytest.raises(InputError, match="cannot read file") as e:
+        ingest(county, "scores", tmp_path / "absent.csv")
+    assert e.value.exit_code == 2
+
+
+def test_progress_is_reported_row_by_row_in_chunks(county: LedgerApp, tmp_path: Path) -> None:
+    rows = "".join(f"WR-0107-M,star,2015-06-{d:02d},{d},\n" for d in range(1, 31))
+    extra = "".join(f"WR-0107-M,star-{n},2015-07-01,{n},\n" for n in range(2470))
+    path = write(tmp_path, "scores.csv", DESIGN_HEADERS["scores"] + "\n" + rows + extra)
+    seen: list[int] = []
+    result = ingest(county, "scores", path, progress=seen.append)
+    assert sum(seen) == result["rows"] == 2500
+    assert seen == [1000, 1000, 500]
+
+
+def test_the_fingerprint_used_for_atomicity_does_see_an_append(county: LedgerApp) -> None:
+    """Guards the atomicity test: an unchanged fingerprint must mean nothing was written."""
+    before = fingerprint(county)
+    ingest(county, "scores", DATA / "scores.csv")
+    assert fingerprint(county) != before
