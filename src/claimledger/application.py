@@ -11,7 +11,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -396,4 +396,8 @@ def open_app(settings: Settings, *, must_exist: bool = True) -> LedgerApp:
     loc = locate(settings.db)
     if must_exist and loc.exists is False:
         raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
+    if must_exist:
+        # The tables exist; an application role that may only SELECT and INSERT cannot
+        # (and need not) create them.
+        loc = replace(loc, env={**loc.env, "CREATE_TABLE": "false"})
     return LedgerApp(loc, settings)

@@ -75,6 +75,7 @@ def locate(url: str | None) -> Location:
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "claimledger.pg:AppendOnlyRecorder",
         }
         return Location(url, "postgres", env)
     raise ConfigError(
