@@ -252,3 +252,51 @@ def test_concurrent_writer_families_are_independent(settings_for):
     add_family(b, "F-11")
     assert a.verify().ok
     assert uuid.UUID(str(stream_uuid("family/F-10")))
+
+
+def test_key_rotation_keeps_every_old_checkpoint_verifying(settings_for, run, raw):
+    """The authority rotates its signing key; checkpoints before and after all verify."""
+    build(settings_for)
+    s = settings_for(now="2016-04-01T00:00:00Z")
+    old_pub = (s.key_dir / "signing.pub").read_text()
+    code, out, err = run("--db", s.db, "--key-dir", str(s.key_dir), "--now",
+                         "2016-04-01T00:00:00Z", "keys", "rotate", "--reason", "annual", "--json")
+    assert code == 0, err
+    rotated = json.loads(out)
+    assert (s.key_dir / "signing.pub").read_text() != old_pub
+    assert (s.key_dir / f"signing-{rotated['previous_key_id'][:16]}.key").exists()
+    app = open_app(settings_for(now="2016-04-02T00:00:00Z"))
+    add_family(app, "F-20")
+    cp = app.seal()
+    assert cp["key_id"] == rotated["key_id"]
+    code, report = verify_cli(run, settings_for())
+    assert code == 0 and report["checkpoints"] == 3
+
+    # A checkpoint signed afterwards with the retired key is refused.
+    state = next(r[4] for r in raw.rows() if r[0] == cp["checkpoint_position"])
+    p = loads(state)["payload"]
+    old = signing.load_private(s.key_dir / f"signing-{rotated['previous_key_id'][:16]}.key")
+    ledger_id = loads(raw.rows()[0][4])["payload"]["ledger_id"]
+    stmt = checkpoint_statement(ledger_id, p["tree_size"], p["root"], p["prev_checkpoint"],
+                                p["signed_at"], rotated["previous_key_id"])
+    raw.set_state(cp["checkpoint_position"], reseal(
+        state, key_id=rotated["previous_key_id"], signature=old.sign(canonical(stmt)).hex()))
+    code, report = verify_cli(run, settings_for())
+    assert code == 1 and report["failure"]["kind"] == "bad signature"
+    assert "retired key" in report["failure"]["detail"]
+
+
+def test_a_rotation_not_endorsed_by_the_old_key_is_refused(settings_for, run, raw):
+    build(settings_for)
+    s = settings_for(now="2016-04-01T00:00:00Z")
+    assert run("--db", s.db, "--key-dir", str(s.key_dir), "--now", "2016-04-01T00:00:00Z",
+               "keys", "rotate")[0] == 0
+    pos = raw.rows()[-1][0]
+    state = raw.rows()[-1][4]
+    assert loads(state)["envelope"]["type"] == "Ledger.KeyRotated"
+    mallory = Ed25519PrivateKey.generate()
+    pub = signing.public_raw(mallory)
+    raw.set_state(pos, reseal(state, public_key=pub.hex(), key_id=signing.key_id(pub)))
+    code, report = verify_cli(run, settings_for())
+    assert code == 1 and report["failure"]["kind"] == "bad signature"
+    assert "not endorsed by the previous key" in report["failure"]["detail"]

@@ -24,7 +24,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from . import __version__
 from .access import Actors
 from .domain.base import AppendContext, ChainedAggregate, iso_utc
-from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement
+from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
 from .errors import ClockError, ConfigError, ConflictError, UsageError
 from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
@@ -252,6 +252,38 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         }
         self._write_witness(result)
         return result
+
+    def rotate_key(self, reason: str) -> dict[str, Any]:
+        """A new signing key, endorsed by the old one; later checkpoints use it.
+
+        The old private key is kept beside the new one as ``signing-<key id>.key`` (the
+        ledger keeps every public key, so every old checkpoint and bundle still verifies).
+        """
+        self.actors.require(self.settings.who, "admin", "rotate the signing key")
+        led = self.ledger()
+        keys = self.settings.keys
+        old = signing.load_private(keys / signing.PRIVATE_NAME)
+        old_id = signing.key_id(signing.public_raw(old))
+        if old_id != led.active_key_id:
+            raise ConfigError(f"{keys / signing.PRIVATE_NAME}: not the ledger's active key")
+        staged = signing.generate_keypair(
+            keys, name="signing.key.new", public_name="signing.pub.new"
+        )
+        pub = signing.public_raw(staged)
+        kid = signing.key_id(pub)
+        endorsement = signing.sign(old, canonical(rotation_statement(led.ledger_id, old_id, kid)))
+        try:
+            led.rotate_key(self.context(), pub.hex(), kid, reason, endorsement.hex())
+            self.commit(led)
+        except BaseException:
+            (keys / "signing.key.new").unlink(missing_ok=True)
+            (keys / "signing.pub.new").unlink(missing_ok=True)
+            raise
+        (keys / signing.PRIVATE_NAME).rename(keys / f"signing-{old_id[:16]}.key")
+        (keys / "signing.key.new").rename(keys / signing.PRIVATE_NAME)
+        (keys / "signing.pub.new").rename(keys / signing.PUBLIC_NAME)
+        return {"key_id": kid, "previous_key_id": old_id, "reason": reason,
+                "retired_key": str(keys / f"signing-{old_id[:16]}.key")}
 
     def _write_witness(self, checkpoint: dict[str, Any]) -> None:
         """Keep the latest checkpoint beside the keys: `verify` then detects truncation."""

@@ -435,3 +435,19 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
 
 # Commands of the audit and report areas live beside this module, on the same group.
 from . import cli_audit, cli_report  # noqa: E402,F401
+
+
+@cli.group()
+def keys() -> None:
+    """The authority's signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--reason", default="scheduled rotation", help="Why the key is rotated.")
+@json_option
+@pass_settings
+def keys_rotate(settings: Settings, reason: str, as_json: bool) -> None:
+    """A new signing key endorsed by the old; old checkpoints keep verifying."""
+    r = open_app(settings).rotate_key(reason)
+    emit(r, as_json, lambda r: f"signing key rotated: {r['previous_key_id'][:16]}… -> "
+                               f"{r['key_id'][:16]}… (old key kept at {r['retired_key']})")

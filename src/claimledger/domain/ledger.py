@@ -32,10 +32,14 @@ class Ledger(ChainedAggregate):
         key_id: str
 
     class KeyRotated(ChainedAggregate.Event):
+        """A new signing key; ``endorsement`` is the previous key's signature over
+        :func:`rotation_statement`, so only the holder of the old key could rotate it."""
+
         public_key: str
         key_id: str
         previous_key_id: str
         reason: str
+        endorsement: str
 
         def apply(self, aggregate: Ledger) -> None:
             aggregate.keys.append(self.key_id)
@@ -64,10 +68,12 @@ class Ledger(ChainedAggregate):
             public_key=public_key, key_id=key_id,
         )
 
-    def rotate_key(self, ctx: AppendContext, public_key: str, key_id: str, reason: str) -> None:
+    def rotate_key(
+        self, ctx: AppendContext, public_key: str, key_id: str, reason: str, endorsement: str
+    ) -> None:
         self._append(
             self.KeyRotated, ctx, public_key=public_key, key_id=key_id,
-            previous_key_id=self.active_key_id, reason=reason,
+            previous_key_id=self.active_key_id, reason=reason, endorsement=endorsement,
         )
 
     def checkpoint(self, ctx: AppendContext, **payload: Any) -> None:
@@ -87,6 +93,11 @@ def checkpoint_statement(
         "signed_at": signed_at,
         "key_id": key_id,
     }
+
+
+def rotation_statement(ledger_id: str, previous_key_id: str, key_id: str) -> dict[str, Any]:
+    """What the outgoing key signs to hand over to the new one."""
+    return {"ledger_id": ledger_id, "previous_key_id": previous_key_id, "key_id": key_id}
 
 
 class PolicyVersion(ChainedAggregate):

@@ -31,7 +31,9 @@ def public_raw(private: Ed25519PrivateKey) -> bytes:
     )
 
 
-def generate_keypair(key_dir: Path, *, name: str = PRIVATE_NAME) -> Ed25519PrivateKey:
+def generate_keypair(
+    key_dir: Path, *, name: str = PRIVATE_NAME, public_name: str = PUBLIC_NAME
+) -> Ed25519PrivateKey:
     """Create a new key pair in ``key_dir``; never overwrites an existing private key."""
     key_dir.mkdir(parents=True, exist_ok=True)
     path = key_dir / name
@@ -47,7 +49,7 @@ def generate_keypair(key_dir: Path, *, name: str = PRIVATE_NAME) -> Ed25519Priva
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     os.chmod(path, 0o600)
-    (key_dir / PUBLIC_NAME).write_text(public_raw(private).hex() + "\n")
+    (key_dir / public_name).write_text(public_raw(private).hex() + "\n")
     return private
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..domain.ledger import checkpoint_statement
+from ..domain.ledger import checkpoint_statement, rotation_statement
 from ..errors import IntegrityError
 from . import merkle
 from .canonical import canonical, loads
@@ -185,6 +185,8 @@ def verify_rows(
                     raw = bytes.fromhex(payload["public_key"])
                     if compute_key_id(raw) != payload["key_id"]:
                         raise _Fail("edited", "key id does not match its public key")
+                    if typ == "Ledger.KeyRotated":
+                        _check_rotation(payload, keys, active_key, ledger_id, ev_name)
                     keys[payload["key_id"]] = raw
                     active_key = payload["key_id"]
                     if typ == "Ledger.Initialised":
@@ -226,6 +228,20 @@ def verify_rows(
             f"{res.last_checkpoint_size}",
         )
     return res
+
+
+def _check_rotation(p: dict[str, Any], keys: dict[str, bytes], active_key: str | None,
+                    ledger_id: str | None, what: str) -> None:
+    if p["previous_key_id"] != active_key or active_key not in keys:
+        raise _Fail("bad signature", f"key rotation {what} names previous key "
+                                     f"{p['previous_key_id'][:16]}…, which is not the active key")
+    statement = rotation_statement(ledger_id or "", p["previous_key_id"], p["key_id"])
+    try:
+        verify_signature(keys[active_key], bytes.fromhex(p["endorsement"]), canonical(statement),
+                         f"key rotation {what}")
+    except (IntegrityError, ValueError):
+        raise _Fail("bad signature", f"key rotation {what} is not endorsed by the previous "
+                                     "key") from None
 
 
 def _check_checkpoint(
