@@ -48,14 +48,32 @@ def _position_of(raw, stream: str, version: int) -> int:
 
 
 def test_one_payload_byte_edited(settings_for, run, raw):
+    """A family's payload is sealed (encrypted): one changed byte fails authentication."""
     build(settings_for)
     pos = _position_of(raw, "family/F-2", 2)
     state = next(r[4] for r in raw.rows() if r[0] == pos)
-    raw.set_state(pos, state.replace(b'"role":"child"', b'"role":"chile"'))
+    rec = loads(state)
+    sealed = rec["sealed"]
+    flipped = sealed[:20] + ("A" if sealed[20] != "A" else "B") + sealed[21:]
+    raw.set_state(pos, state.replace(sealed.encode(), flipped.encode()))
     code, report = verify_cli(run, settings_for())
     assert code == 1
     f = report["failure"]
     assert (f["event"], f["kind"], f["position"]) == ("family/F-2#2", "edited", pos)
+    assert "sealed payload fails authentication" in f["detail"]
+
+
+def test_one_clear_payload_byte_edited(settings_for, run, raw):
+    """The ledger's own events are in the clear: a changed byte breaks the payload digest."""
+    build(settings_for)
+    pos = _position_of(raw, "ledger/main", 1)
+    state = next(r[4] for r in raw.rows() if r[0] == pos)
+    raw.set_state(pos, state.replace(b'"authority":"Worcestershire"',
+                                     b'"authority":"Worcestershirf"'))
+    code, report = verify_cli(run, settings_for())
+    assert code == 1
+    f = report["failure"]
+    assert (f["event"], f["kind"], f["position"]) == ("ledger/main#1", "edited", pos)
     assert "payload digest mismatch" in f["detail"]
 
 

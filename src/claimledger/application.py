@@ -23,6 +23,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 
 from . import __version__
 from .access import Actors
+from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc
 from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
 from .errors import ClockError, ConfigError, ConflictError, UsageError
@@ -95,6 +96,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
         self.actors = Actors.from_env()
+        self.keystore = KeyStore(self)
+        self.mapper.keys = self.keystore  # type: ignore[attr-defined]
 
     def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
         return SealedMapper(self.factory.transcoder())
@@ -120,11 +123,16 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         return Row(n.id, n.originator_id, n.originator_version, n.topic, n.state)
 
     def stream_records(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
-        """(topic, record) of every event of a stream, in version order."""
+        """(topic, record) of every event of a stream, in version order, payloads opened
+        (an erased family's records carry ``"erased": True`` and no payload)."""
         return [
-            (s.topic, loads(s.state))
+            (s.topic, self.open_record(s.state))
             for s in self.recorder.select_events(stream_uuid(stream))
         ]
+
+    def open_record(self, state: bytes) -> dict[str, Any]:
+        """A stored record with its salt and payload readable (decrypted where sealed)."""
+        return self.keystore.open_record(loads(state))
 
     def find(self, cls: type[A], key: str) -> A | None:
         try:
@@ -183,20 +191,23 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self.actors.require(self.settings.who, "admin", "initialise a ledger")
         if self.find(Ledger, LEDGER_KEY) is not None:
             raise UsageError(f"a ledger already exists at {self.location.url}")
-        if self.location.backend == "postgres":
-            make_append_only(self, app_role)
-        elif app_role:
+        if app_role and self.location.backend != "postgres":
             raise UsageError("--app-role applies to a PostgreSQL ledger only")
         keys = self.settings.keys
+        ctx = self.context()
+        master_path = master_key_path(keys)
+        master = create_master_key(master_path)
         private = signing.generate_keypair(keys)
         pub = signing.public_raw(private)
-        ctx = self.context()
         ledger_id = str(uuid.uuid4())
+        self.keystore.create_table()
         led = Ledger.initialise(
             ctx, ledger_id=ledger_id, authority=authority, public_key=pub.hex(),
-            key_id=signing.key_id(pub),
+            key_id=signing.key_id(pub), master_key_id=master_key_id(master),
         )
         self.commit(led)
+        if self.location.backend == "postgres":
+            make_append_only(self, app_role)
         return {
             "ledger_id": ledger_id,
             "authority": authority,
@@ -204,6 +215,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             "key_id": signing.key_id(pub),
             "private_key": str(keys / signing.PRIVATE_NAME),
             "public_key": str(keys / signing.PUBLIC_NAME),
+            "master_key": str(master_path),
         }
 
     def seal(self) -> dict[str, Any]:
@@ -304,7 +316,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             w = orjson.loads(wpath.read_bytes())
             if w.get("ledger") == self.location.url:
                 witness = w
-        return verify_rows(self.rows(), trusted_keys=trusted, witness=witness)
+        opener = self.keystore.open_record if self.keystore.available() else None
+        return verify_rows(self.rows(), trusted_keys=trusted, witness=witness, opener=opener)
 
     # --- export / import ------------------------------------------------------------------
     def export(self, out: Path) -> dict[str, Any]:
@@ -322,7 +335,10 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                     "state": row.state.decode("utf-8"),
                 }) + b"\n")
                 n += 1
-        return {"exported": n, "file": str(out)}
+            wrapped = self.keystore.rows()
+            for stream, blob in wrapped:
+                f.write(orjson.dumps({"family_key": stream, "wrapped": blob.hex()}) + b"\n")
+        return {"exported": n, "family_keys": len(wrapped), "file": str(out)}
 
     def import_(self, src: Path) -> dict[str, Any]:
         """Load an export into an empty ledger, keeping every position and byte."""
@@ -330,7 +346,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         if self.recorder.max_notification_id():
             raise UsageError(f"{self.location.url} is not empty; import needs an empty ledger")
         batch: list[tuple[int, str, int, str, bytes]] = []
-        n = 0
+        wrapped: list[tuple[str, bytes]] = []
         with src.open("rb") as f:
             header = f.readline()
             try:
@@ -344,15 +360,20 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             for lineno, line in enumerate(f, start=2):
                 try:
                     d = orjson.loads(line)
+                    if "family_key" in d:
+                        wrapped.append((d["family_key"], bytes.fromhex(d["wrapped"])))
+                        continue
                     batch.append((int(d["position"]), d["originator_id"], int(d["version"]),
                                   d["topic"], d["state"].encode("utf-8")))
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                     raise UsageError(f"{src}:{lineno}: bad export line ({e})") from None
         insert_with_positions(self, batch)
+        self.keystore.create_table()
+        self.keystore.restore(wrapped)
         if self.location.backend == "postgres":
             make_append_only(self, None)
-        n = len(batch)
-        return {"imported": n, "file": str(src), "db": self.location.url}
+        return {"imported": len(batch), "family_keys": len(wrapped), "file": str(src),
+                "db": self.location.url}
 
 
 def insert_with_positions(app: LedgerApp, rows: list[tuple[int, str, int, str, bytes]]) -> None:
@@ -415,6 +436,7 @@ def make_append_only(app: LedgerApp, app_role: str | None) -> None:
             c.execute(f"REVOKE ALL ON {schema}.{table} FROM {role}")
             c.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
             c.execute(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
+            c.execute(f'GRANT SELECT, INSERT, DELETE ON {schema}."{KEYS_TABLE}" TO {role}')
             c.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
 
 
@@ -428,8 +450,8 @@ def open_app(settings: Settings, *, must_exist: bool = True) -> LedgerApp:
     loc = locate(settings.db)
     if must_exist and loc.exists is False:
         raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
-    if must_exist:
-        # The tables exist; an application role that may only SELECT and INSERT cannot
-        # (and need not) create them.
+    if must_exist and loc.backend == "postgres":
+        # The events table exists; an application role that may only SELECT and INSERT
+        # cannot (and need not) create it.
         loc = replace(loc, env={**loc.env, "CREATE_TABLE": "false"})
     return LedgerApp(loc, settings)

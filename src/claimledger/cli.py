@@ -397,14 +397,10 @@ def policy_check(path: Path | None, as_json: bool) -> None:
 @json_option
 def synth_cmd(families: int, seed: int, out: Path, policy_id: str | None, as_json: bool) -> None:
     """Write a deterministic synthetic county's eleven data-match CSV files."""
-    from .synth import DEFAULT_POLICY, generate
+    from .synth import DEFAULT_POLICY, describe, generate
 
     r = generate(out, families, seed, policy_id or DEFAULT_POLICY)
-    if not as_json:
-        r.pop("family_scenarios", None)
-    emit(r, as_json, lambda r: (
-        f"{r['families']} families under {r['policy_id']} -> {r['out_dir']}: {r['rows']} rows; "
-        + ", ".join(f"{k} {n}" for k, n in r["scenarios"].items())))
+    emit(r, as_json, describe)
 
 
 @cli.command("demo")

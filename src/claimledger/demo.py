@@ -22,9 +22,6 @@ from .evaluate.service import evaluate
 from .ingest.importer import ingest
 from .synth import DEFAULT_POLICY, KINDS, generate
 
-#: What a review should find for each synthetic scenario (the rest are not claimable).
-SCENARIO_ROUTE = {"progress": "progress", "employment": "employment"}
-
 
 def run_demo(
     workdir: Path, *, families: int, seed: int, policy_id: str = DEFAULT_POLICY,
@@ -73,7 +70,7 @@ def run_demo(
             app = open_app(auditor)
             on = date.fromisoformat(fam["review_on"])
             d = evaluate(app, fam["family_ref"], on)
-            verdicts[d["route"] or "not claimable"] += 1
+            verdicts[_route_label(d["route"])] += 1
             if d["claimable"]:
                 try:
                     r = claims.submit(app, fam["family_ref"], on)
@@ -94,7 +91,7 @@ def run_demo(
     t_verify = time.perf_counter()
     result = open_app(admin).verify()
     verify_s = time.perf_counter() - t_verify
-    expected = Counter(SCENARIO_ROUTE.get(f["scenario"], "not claimable") for f in fams)
+    expected = Counter(_route_label(f["expect"].get("route")) for f in fams)
     return {
         "workdir": str(workdir),
         "db": db,
@@ -138,3 +135,7 @@ def summary_text(r: dict[str, Any]) -> str:
         lines.append(f"  try           claimledger claim explain {r['example_claim']}")
     lines.append(f"  took          {r['seconds']} s")
     return "\n".join(lines)
+
+
+def _route_label(route: str | None) -> str:
+    return "not claimable" if route in (None, "none") else route

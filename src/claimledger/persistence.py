@@ -17,6 +17,9 @@ from .ledger.canonical import canonical, loads
 
 
 class SealedMapper(Mapper):  # type: ignore[type-arg]
+    #: The ledger's key store, which seals and opens family payloads (set by the application).
+    keys: Any = None
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         ev: ChainedAggregate.Event = domain_event
         payload = ev.payload()
@@ -34,6 +37,8 @@ class SealedMapper(Mapper):  # type: ignore[type-arg]
             "salt": ev.salt,
             "payload": payload,
         }
+        if self.keys is not None:
+            record = self.keys.seal_record(record)
         return StoredEvent(
             originator_id=ev.originator_id,
             originator_version=ev.originator_version,
@@ -42,9 +47,10 @@ class SealedMapper(Mapper):  # type: ignore[type-arg]
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        return event_from_record(
-            stored_event.topic, stored_event.originator_id, loads(stored_event.state)
-        )
+        rec = loads(stored_event.state)
+        if self.keys is not None:
+            rec = self.keys.open_record(rec)
+        return event_from_record(stored_event.topic, stored_event.originator_id, rec)
 
 
 def event_from_record(topic: str, originator_id: Any, rec: dict[str, Any]) -> Any:
@@ -63,5 +69,10 @@ def event_from_record(topic: str, originator_id: Any, rec: dict[str, Any]) -> An
     d["prev_hash"] = env["prev_hash"]
     d["payload_digest"] = env["payload_digest"]
     d["event_hash"] = rec["hash"]
-    d.update(rec.get("payload") or {})
+    payload = rec.get("payload")
+    if payload is None:  # erased: the event keeps its place in the stream, not its data
+        for name in getattr(cls, "__dataclass_fields__", ()):
+            d.setdefault(name, None)
+    else:
+        d.update(payload)
     return ev

@@ -95,7 +95,6 @@ class FamilyPlan:
     problems: list[ProblemPlan]
     needs: Needs
     judgement: str  # final | interim | none
-    route_atoms: list[Atom]
     expect: dict[str, Any]
 
 
@@ -222,7 +221,7 @@ class Planner:
             "route": scenario if scenario in ("progress", "employment") else "none",
             "unmet_problem": None if employment else first_failed,
         }
-        return FamilyPlan(scenario, problems, needs, judgement, route_atoms, expect)
+        return FamilyPlan(scenario, problems, needs, judgement, expect)
 
 
 def _apportion(n: int, shares: dict[str, int]) -> dict[str, int]:
@@ -328,8 +327,7 @@ def _one_family(county: County, planner: Planner, ref: str, scenario: str, ident
         if plan is None:
             continue
         mark = {k: len(v) for k, v in county.rows.items()}
-        builder = FamilyBuilder(county, ref, rng, scenario, plan.problems, plan.needs,
-                                plan.judgement, plan.route_atoms)
+        builder = FamilyBuilder(county, ref, rng, plan.problems, plan.needs, plan.judgement)
         try:
             dates = builder.build(identified)
         except Unplaceable:

@@ -178,17 +178,14 @@ def _permille(value: Any) -> int:
 class FamilyBuilder:
     """Writes one family's rows into the county's tables."""
 
-    def __init__(self, county: County, ref: str, rng: random.Random, scenario: str,
-                 problems: list[ProblemPlan], needs: Needs, judgement: str,
-                 route_atoms: list[Atom]):
+    def __init__(self, county: County, ref: str, rng: random.Random,
+                 problems: list[ProblemPlan], needs: Needs, judgement: str):
         self.c = county
         self.ref = ref
         self.rng = rng
-        self.scenario = scenario
         self.problems = problems
         self.needs = needs
-        self.judgement = judgement
-        self.route_atoms = route_atoms
+        self.judgement = judgement  # final | interim | none
         self.subject: dict[str, str] = {}  # evidence kind -> member ref it was written for
         self.lead = rng.choice(county.lead_workers)
 
@@ -212,9 +209,10 @@ class FamilyBuilder:
             if len(after) < need:
                 raise Unplaceable("school calendar too short")
             floors.append(after[need - 1].end)
-        quiet = [x.window_months for x in n.incident_needs if x.state in ("stop", "quiet")]
-        if quiet:
-            floors.append(add_months(attached + days(48), max(quiet)) + days(3))
+        # incidents that stop (or never recur) must be clear of the longest window
+        windows = [x.window_months for x in n.incident_needs if x.state in ("stop", "quiet")]
+        if windows:
+            floors.append(add_months(attached + days(48), max(windows)) + days(3))
         if n.employment == "good":
             weeks = max(max(rule.weeks, rule.within_weeks or 0)
                         for a in n.employment_leaves for rule in rules_of(a.get("rules")))
@@ -674,17 +672,16 @@ def _score_pair(r: random.Random, lo: int, hi: int, up: bool,
         if p.get("to_below") is not None:
             l_hi = min(l_hi, -(-Decimal(p["to_below"]) // 1) - 1)
     f_lo, f_hi, l_lo, l_hi = int(f_lo), int(f_hi), int(l_lo), int(l_hi)
+    stretch = max((hi - lo) // 4, 1)  # a plausible improvement: not always the whole scale
     if up:
-        f_max = min(f_hi, l_hi - need)
-        if f_max < f_lo:  # the scale is too narrow: thresholds win over the scale
-            f_max = f_lo
+        f_max = max(min(f_hi, l_hi - need), f_lo)  # thresholds win where the scale is narrow
         first = r.randint(f_lo, f_max)
-        last = r.randint(max(l_lo, first + need), max(l_hi, l_lo, first + need))
+        low = max(l_lo, first + need)
+        last = r.randint(low, max(min(l_hi, first + need + stretch), low))
     else:
-        f_min = max(f_lo, l_lo + need)
-        if f_min > f_hi:
-            f_min = f_hi
+        f_min = min(max(f_lo, l_lo + need), f_hi)
         first = r.randint(f_min, max(f_hi, f_min))
-        last = r.randint(min(l_lo, first - need), min(l_hi, first - need))
+        high = min(l_hi, first - need)
+        last = r.randint(min(max(l_lo, first - need - stretch), high), high)
     return first, last
 

@@ -11,18 +11,22 @@ both stopping and continuing) so that a plan either holds together or is redrawn
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from .policy.model import AnyOf, Dated, EmploymentRule, Leaf, Measure, Policy, leaves
+from .policy.model import (
+    AnyOf,
+    Dated,
+    EmploymentRule,
+    Leaf,
+    Measure,
+    Outcome,
+    Policy,
+    leaves,
+)
 
-#: Measure kinds whose evidence is a data match; attestations are the practitioner's word.
-DATA_KINDS = frozenset({
-    "attendance", "exclusions", "incident_reduction", "no_incidents", "continuous_employment",
-    "progress_to_work", "score_change", "status_step_down",
-})
+T = TypeVar("T")
 
 
 def structural(value: Any) -> Any:
@@ -237,7 +241,8 @@ class Needs:
 
     @property
     def workless(self) -> bool:
-        return self.employment is not None or bool(self.progress)
+        """An adult must be out of work at attachment: work or progress to work is to follow."""
+        return self.employment == "good" or "good" in self.progress.values()
 
 
 #: A leaf that forbids rows of the double-funded kinds (used for results the policy names).
@@ -271,11 +276,12 @@ class Chooser:
             return (0, 1) if kinds & self.target else (1, 1)
         return 0, 1
 
-    def _order(self, items: Sequence[Measure], good: bool) -> list[Measure]:
+    def order(self, items: Sequence[T], good: bool, measure_of: Callable[[T], Measure]
+              ) -> list[T]:
         """Items in weighted random order within priority groups: preferred choices first."""
         keyed = []
         for i, item in enumerate(items):
-            group, w = self._rank(item, good)
+            group, w = self._rank(measure_of(item), good)
             keyed.append((group, -(self.rng.random() ** (1 / w)), i, item))
         keyed.sort(key=lambda t: (t[0], t[1], t[2]))
         return [t[3] for t in keyed]
@@ -286,7 +292,7 @@ class Chooser:
             return self._leaf(node, good, outcome)
         pick_one = isinstance(node, AnyOf) == good
         if pick_one:
-            for item in self._order(node.items, good):
+            for item in self.order(node.items, good, lambda m: m):
                 got = self.choose(item, good, outcome)
                 if got is not None:
                     return got
@@ -376,7 +382,7 @@ def plan_problem(ch: Chooser, problem_id: str, good: bool, stage: str,
                         break
                     atoms += got
             else:
-                atoms = _first(ch, list(outcomes), good)
+                atoms = _first(ch, outcomes, good)
         if atoms is None:
             continue
         merged = needs.plus(atoms, ch.dfe)
@@ -386,17 +392,16 @@ def plan_problem(ch: Chooser, problem_id: str, good: bool, stage: str,
     return None
 
 
-def _first(ch: Chooser, outcomes: list[Any], good: bool) -> list[Atom] | None:
-    """Atoms for the first outcome (weighted order) that can be passed or spoiled."""
-    for o in ch._order([o.measure for o in outcomes], good):
-        owner = next(x for x in outcomes if x.measure is o)
-        got = ch.choose(o, good, owner.id)
+def _first(ch: Chooser, outcomes: Sequence[Outcome], good: bool) -> list[Atom] | None:
+    """Atoms for the first outcome (in preference order) that can be passed or spoiled."""
+    for o in ch.order(outcomes, good, lambda o: o.measure):
+        got = ch.choose(o.measure, good, o.id)
         if got is not None:
             return got
     return None
 
 
-def _pick_indicators(rng: random.Random, ids: list[str], n: int, outcomes: Sequence[Any],
+def _pick_indicators(rng: random.Random, ids: list[str], n: int, outcomes: Sequence[Outcome],
                      ch: Chooser, good: bool) -> list[str]:
     """Indicators for the family; a spoil aimed at a target prefers indicators it answers."""
     if not good and ch.target:
@@ -406,19 +411,3 @@ def _pick_indicators(rng: random.Random, ids: list[str], n: int, outcomes: Seque
         if aimed:
             return [rng.choice(aimed)]
     return rng.sample(ids, min(n, len(ids)))
-
-
-def review_floor(needs: Needs) -> dict[str, int]:
-    """Months of history each requirement needs between attachment and review (for dates)."""
-    out: dict[str, int] = {}
-    stops = [n.window_months for n in needs.incident_needs if n.state in ("stop", "quiet")]
-    if stops:
-        out["incidents"] = max(stops)
-    if needs.care == "good":
-        out["care"] = needs.care_months
-    return out
-
-
-def day_at(value: Any, day: date) -> Any:
-    """A parameter's value in force on ``day`` (dated values resolved)."""
-    return value.at(day) if isinstance(value, Dated) else value

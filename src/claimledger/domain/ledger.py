@@ -17,8 +17,11 @@ LEDGER_KEY = "main"
 class Ledger(ChainedAggregate):
     STREAM_PREFIX = "ledger"
 
-    def __init__(self, ledger_id: str, authority: str, public_key: str, key_id: str):
+    def __init__(
+        self, ledger_id: str, authority: str, public_key: str, key_id: str, master_key_id: str
+    ):
         self.ledger_id = ledger_id
+        self.master_key_id = master_key_id
         self.authority = authority
         self.keys: list[str] = [key_id]
         self.active_key_id = key_id
@@ -30,6 +33,7 @@ class Ledger(ChainedAggregate):
         authority: str
         public_key: str
         key_id: str
+        master_key_id: str
 
     class KeyRotated(ChainedAggregate.Event):
         """A new signing key; ``endorsement`` is the previous key's signature over
@@ -61,11 +65,12 @@ class Ledger(ChainedAggregate):
 
     @classmethod
     def initialise(
-        cls, ctx: AppendContext, ledger_id: str, authority: str, public_key: str, key_id: str
+        cls, ctx: AppendContext, ledger_id: str, authority: str, public_key: str, key_id: str,
+        master_key_id: str,
     ) -> Ledger:
         return cls._start(
             cls.Initialised, LEDGER_KEY, ctx, ledger_id=ledger_id, authority=authority,
-            public_key=public_key, key_id=key_id,
+            public_key=public_key, key_id=key_id, master_key_id=master_key_id,
         )
 
     def rotate_key(

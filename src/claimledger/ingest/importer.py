@@ -32,7 +32,7 @@ from eventsourcing.utils import get_topic
 from ..domain.base import AppendContext, iso_utc
 from ..domain.family import Family
 from ..errors import InputError, UsageError
-from ..ledger.canonical import canonical, loads
+from ..ledger.canonical import canonical
 from ..ledger.envelope import event_id, stream_uuid
 from ..persistence import event_from_record
 from .schemas import KINDS, PROVENANCE, SCHEMAS, BadCell, Schema
@@ -83,15 +83,14 @@ def ingest(
     batch.build(rows, progress)  # raises the first bad reference before a later syntax error
     if syntax_error is not None:
         raise syntax_error
-    stored = [app.mapper.to_stored_event(ev) for ev in batch.events]
-    if stored:
-        app.insert_stored(stored)
+    if batch.stored:
+        app.insert_stored(batch.stored)
     return {
         "kind": kind,
         "file": name,
         "sha256": sha,
         "rows": len(rows),
-        "appended": len(batch.events),
+        "appended": len(batch.stored),
         "skipped_duplicates": batch.skipped,
         "corrected": batch.corrected,
         "families_touched": len(batch.touched),
@@ -229,7 +228,9 @@ class Batch:
         self.key_columns = nk
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
-        self.events: list[Any] = []
+        self.to_stored = app.mapper.to_stored_event
+        #: The stored form of every event built so far, in row order.
+        self.stored: list[StoredEvent] = []
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
@@ -245,7 +246,7 @@ class Batch:
             if not page:
                 return index
             for n in page:
-                r = loads(n.state)
+                r = self.app.open_record(n.state)
                 p = r.get("payload")
                 if p is None:  # erased: the member can no longer be named
                     continue
@@ -264,7 +265,7 @@ class Batch:
         by_event: dict[str, tuple[Any, ...]] = {}
         agg: Any = None
         for s in stored:
-            rec = loads(s.state)
+            rec = self.app.open_record(s.state)
             payload = rec.get("payload")
             env = rec["envelope"]
             if payload is None or env["type"] == _ERASED:
@@ -440,9 +441,14 @@ class Batch:
             state.agg = Family.register(ctx, **payload)
         else:
             state.agg.record(self.event_class, ctx, **payload)
-        self.events.append(state.agg.pending_events[-1])
+        self.keep(state.agg)
         for p in PROVENANCE:
             del payload[p]
+
+    def keep(self, agg: Family) -> None:
+        """Map the event just built to its stored form and let the event object go: holding
+        50,000 event objects costs more in memory growth than building them."""
+        self.stored.append(self.to_stored(agg.pending_events.pop()))
 
     def correct(
         self, ctx: AppendContext, state: FamilyState, supersedes: str, payload: dict[str, Any],
@@ -454,6 +460,6 @@ class Batch:
                        "row_key": row_key}
         agg.correct(ctx, supersedes=supersedes, reason=f"re-supplied in {self.file_name} "
                     f"line {line}", replacement=replacement)
-        self.events.append(agg.pending_events[-1])
+        self.keep(agg)
         self.corrected += 1
         return event_id(agg.stream, agg.version)

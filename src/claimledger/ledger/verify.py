@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ class VerifyResult:
     checkpoints: int = 0
     last_checkpoint_size: int = 0
     unsealed: int = 0
+    unchecked_payloads: int = 0
     erased_streams: list[str] = field(default_factory=list)
     failure: Failure | None = None
 
@@ -91,6 +92,7 @@ class VerifyResult:
             "checkpoints": self.checkpoints,
             "last_checkpoint_size": self.last_checkpoint_size,
             "unsealed_events": self.unsealed,
+            "unchecked_payloads": self.unchecked_payloads,
             "erased": sorted(self.erased_streams),
             "failure": None if self.failure is None else {
                 "position": self.failure.position,
@@ -115,10 +117,13 @@ def verify_rows(
     *,
     trusted_keys: Sequence[bytes] = (),
     witness: dict[str, Any] | None = None,
+    opener: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> VerifyResult:
     """Check ``rows`` (in ledger order). ``trusted_keys``: raw Ed25519 public keys the
     verifier trusts (the ledger's active key must be one of them when given). ``witness``:
-    a checkpoint seen earlier (``tree_size``, ``root``) that the ledger must still contain."""
+    a checkpoint seen earlier (``tree_size``, ``root``) that the ledger must still contain.
+    ``opener``: turns a sealed (encrypted) record into a readable one, raising IntegrityError
+    if its ciphertext was changed; without it sealed payloads are counted, not checked."""
     res = VerifyResult()
     heads: dict[str, tuple[int, str]] = {}
     keys: dict[str, bytes] = {}
@@ -131,6 +136,7 @@ def verify_rows(
     last_recorded = ""
     witnessed = False
     sealed_through = 0
+    erased: set[str] = set()
     pos = 0
     ev_name = "?"
     for row in rows:
@@ -153,14 +159,23 @@ def verify_rows(
                                       f"stored {_short(stored_hash)})")
             if version != row.version:
                 raise _Fail("reordered", f"row {row.version} of the stream holds version {version}")
+            if "sealed" in rec:
+                if opener is None:
+                    res.unchecked_payloads += 1
+                else:
+                    try:
+                        rec = opener(rec)
+                    except IntegrityError as e:
+                        raise _Fail("edited", str(e).split(": ", 1)[-1]) from None
+                    if rec.get("erased") and stream not in erased:
+                        erased.add(stream)
+                        res.erased_streams.append(stream)
             if "payload" in rec:
                 salt = bytes.fromhex(rec.get("salt", ""))
                 digest = payload_digest(salt, rec["payload"])
                 if digest != env["payload_digest"]:
                     raise _Fail("edited", f"payload digest mismatch (got {_short(digest)}, "
                                           f"expected {_short(env['payload_digest'])})")
-            elif "sealed" not in rec:
-                res.erased_streams.append(stream)
             head = heads.get(stream)
             want_version = 1 if head is None else head[0] + 1
             if version > want_version:

@@ -1,0 +1,208 @@
+"""Personal data encrypted at rest: a data key per family, wrapped by a master key.
+
+- The master key is 32 random bytes (hex) in a file of mode 0600 named by
+  ``CLAIMLEDGER_MASTER_KEY_FILE`` (default ``<key dir>/master.key``); it never enters the
+  database. The ledger records only its id (a SHA-256 of it), so a wrong key is refused.
+- Each family stream gets a random 256-bit data key, stored wrapped (AES-GCM under the
+  master key, bound to the stream's name) in ``claimledger_family_keys``.
+- A family event's salt and payload are stored sealed: AES-GCM under the family key, bound
+  to the event's hash. Envelopes and digests stay in the clear, so ``verify`` needs no key;
+  with the key it also checks every payload digest.
+- Erasure deletes the family's wrapped key: the ciphertext stays, undecryptable, and every
+  hash, link and Merkle proof still verifies because they cover digests, not payloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import ConfigError, IntegrityError
+from .ledger.canonical import canonical, loads
+
+if TYPE_CHECKING:
+    from .application import LedgerApp
+
+KEYS_TABLE = "claimledger_family_keys"
+MASTER_NAME = "master.key"
+#: Streams whose payloads are personal data.
+ENCRYPTED_PREFIX = "family/"
+#: Event types written in the clear even on an encrypted stream (they hold no personal data).
+CLEAR_TYPES = frozenset({"Family.Erased"})
+
+
+def master_key_path(key_dir: Path) -> Path:
+    env = os.environ.get("CLAIMLEDGER_MASTER_KEY_FILE")
+    return Path(env) if env else key_dir / MASTER_NAME
+
+
+def master_key_id(key: bytes) -> str:
+    return hashlib.sha256(b"claimledger master key\x00" + key).hexdigest()
+
+
+def create_master_key(path: Path) -> bytes:
+    """A new master key file (0600); an existing one is reused, never overwritten."""
+    if path.exists():
+        return load_master_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = AESGCM.generate_key(bit_length=256)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def load_master_key(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: master key file not found (set CLAIMLEDGER_MASTER_KEY_FILE)"
+                          ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: master key file must be mode 0600 (is {mode & 0o777:o})")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"{path}: master key is not hex") from None
+    if len(key) != 32:
+        raise ConfigError(f"{path}: master key is {len(key)} bytes, expected 32")
+    return key
+
+
+def seal_payload(dek: bytes, event_hash: str, salt: str, payload: dict[str, Any]) -> str:
+    nonce = os.urandom(12)
+    ct = AESGCM(dek).encrypt(nonce, canonical({"salt": salt, "payload": payload}),
+                             event_hash.encode())
+    return base64.b64encode(nonce + ct).decode()
+
+
+def open_payload(dek: bytes, event_hash: str, sealed: str, where: str) -> dict[str, Any]:
+    raw = base64.b64decode(sealed)
+    try:
+        plain = AESGCM(dek).decrypt(raw[:12], raw[12:], event_hash.encode())
+    except InvalidTag:
+        raise IntegrityError(f"{where}: sealed payload fails authentication (edited)") from None
+    return loads(plain)
+
+
+class KeyStore:
+    """The family data keys of one ledger, unwrapped on demand and cached per process."""
+
+    def __init__(self, app: LedgerApp):
+        self.app = app
+        self._master: bytes | None = None
+        self._deks: dict[str, bytes | None] = {}
+        rec: Any = app.recorder
+        self.sqlite = app.location.backend == "sqlite"
+        if self.sqlite:
+            self.table = KEYS_TABLE
+        else:
+            self.table = f'"{rec.datastore.schema or "public"}"."{KEYS_TABLE}"'
+
+    # --- master key ----------------------------------------------------------------------
+    def master(self) -> bytes:
+        if self._master is None:
+            path = master_key_path(self.app.settings.keys)
+            key = load_master_key(path)
+            expected = self.app.ledger().master_key_id
+            if master_key_id(key) != expected:
+                raise ConfigError(
+                    f"{path}: wrong master key for this ledger (id {master_key_id(key)[:16]}…, "
+                    f"the ledger's is {expected[:16]}…); nothing was read or written"
+                )
+            self._master = key
+        return self._master
+
+    def available(self) -> bool:
+        try:
+            self.master()
+        except ConfigError:
+            return False
+        return True
+
+    # --- table ---------------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql if self.sqlite else sql.replace("?", "%s")
+
+    def create_table(self) -> None:
+        blob = "BLOB" if self.sqlite else "BYTEA"
+        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            c.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
+                      f"wrapped {blob} NOT NULL)")
+
+    def rows(self) -> list[tuple[str, bytes]]:
+        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(f"SELECT stream, wrapped FROM {self.table} ORDER BY stream")
+            return [(r["stream"] if not isinstance(r, tuple) else r[0],
+                     bytes(r["wrapped"] if not isinstance(r, tuple) else r[1]))
+                    for r in c.fetchall()]
+
+    def restore(self, rows: list[tuple[str, bytes]]) -> None:
+        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            c.executemany(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
+                          rows)
+
+    # --- data keys -----------------------------------------------------------------------
+    def dek(self, stream: str, *, create: bool = False) -> bytes | None:
+        """The stream's data key; None once erased (or never created and not asked to)."""
+        if stream in self._deks and (self._deks[stream] is not None or not create):
+            return self._deks[stream]
+        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(self._sql(f"SELECT wrapped FROM {self.table} WHERE stream = ?"), (stream,))
+            row = c.fetchone()
+        if row is not None:
+            wrapped = bytes(row["wrapped"] if not isinstance(row, tuple) else row[0])
+            try:
+                key = AESGCM(self.master()).decrypt(wrapped[:12], wrapped[12:], stream.encode())
+            except InvalidTag:
+                raise IntegrityError(f"{stream}: wrapped data key fails authentication") from None
+        elif create:
+            key = AESGCM.generate_key(bit_length=256)
+            nonce = os.urandom(12)
+            wrapped = nonce + AESGCM(self.master()).encrypt(nonce, key, stream.encode())
+            with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+                c.execute(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
+                          (stream, wrapped))
+        else:
+            key = None
+        self._deks[stream] = key
+        return key
+
+    def destroy(self, stream: str) -> bool:
+        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            c.execute(self._sql(f"DELETE FROM {self.table} WHERE stream = ?"), (stream,))
+        self._deks[stream] = None
+        return True
+
+    # --- records -------------------------------------------------------------------------
+    def seal_record(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The stored form of a record: family payloads sealed, others unchanged."""
+        env = rec["envelope"]
+        if not env["stream"].startswith(ENCRYPTED_PREFIX) or env["type"] in CLEAR_TYPES:
+            return rec
+        dek = self.dek(env["stream"], create=True)
+        if dek is None:
+            raise ConfigError(f"{env['stream']}: the family's data was erased; cannot append")
+        return {"envelope": env, "hash": rec["hash"],
+                "sealed": seal_payload(dek, rec["hash"], rec["salt"], rec["payload"])}
+
+    def open_record(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The readable form: salt and payload restored where the key still exists."""
+        if "sealed" not in rec:
+            return rec
+        env = rec["envelope"]
+        dek = self.dek(env["stream"])
+        if dek is None:
+            return {"envelope": env, "hash": rec["hash"], "erased": True}
+        inner = open_payload(dek, rec["hash"], rec["sealed"],
+                             f"{env['stream']}#{env['version']}")
+        return {"envelope": env, "hash": rec["hash"], "salt": inner["salt"],
+                "payload": inner["payload"]}
