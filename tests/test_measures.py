@@ -501,7 +501,10 @@ def test_an_attestation_on_or_before_the_review_date() -> None:
     measure = leaf("attestation", outcome="mental_health_improved")
     r = run(measure, family(attestations=(attested("mental_health_improved", "2016-03-31"),)),
             "2016-03-31")
-    assert r.met and "by LW1 on 2016-03-31, evidence case notes" in r.reason
+    assert r.met and "by LW1 on 2016-03-31 (mental_health_improved-2016-03-31)" in r.reason
+    # The free-text evidence reference stays in the attestation event (it is personal data
+    # that erasure must remove); the decision, which outlives erasure, names the event.
+    assert "case notes" not in r.reason
     later = family(attestations=(attested("mental_health_improved", "2016-04-01"),))
     assert not run(measure, later, "2016-03-31").met
 

@@ -447,3 +447,37 @@ def keys_rotate(settings: Settings, reason: str, as_json: bool) -> None:
     r = open_app(settings).rotate_key(reason)
     emit(r, as_json, lambda r: f"signing key rotated: {r['previous_key_id'][:16]}… -> "
                                f"{r['key_id'][:16]}… (old key kept at {r['retired_key']})")
+
+
+# --- data protection ---------------------------------------------------------------------------
+@cli.command("erase")
+@click.argument("family")
+@click.option("--reason", required=True, help="Why (e.g. retention period ended).")
+@json_option
+@pass_settings
+def erase_cmd(settings: Settings, family: str, reason: str, as_json: bool) -> None:
+    """Destroy a family's data key and record the erasure; hashes still verify."""
+    from .protection import erase
+
+    r = erase(open_app(settings), family, reason)
+    emit(r, as_json, lambda r: f"family {r['family_ref']} erased ({r['event']}): {r['reason']}")
+
+
+@cli.group()
+def retention() -> None:
+    """Retention review before erasure."""
+
+
+@retention.command("list")
+@click.option("--older-than", "years", required=True, type=int, metavar="YEARS")
+@json_option
+@pass_settings
+def retention_list_cmd(settings: Settings, years: int, as_json: bool) -> None:
+    """Families whose last claim decision or spot check is older than YEARS."""
+    from .protection import retention_list
+
+    r = retention_list(open_app(settings), years)
+    emit(r, as_json, lambda r: "\n".join(
+        [f"{len(r['families'])} families with no claim decision since {r['cutoff']}"]
+        + [f"  {f['family_ref']:<16} {f['last_decision_at']}  {f['last_decision']}"
+           for f in r["families"]]))

@@ -17,7 +17,7 @@ from .. import __version__
 from ..domain.base import iso_utc
 from ..domain.claim import OPEN_STATES, Claim
 from ..domain.ledger import PolicyVersion
-from ..errors import ClaimRefusedError, UsageError
+from ..errors import ClaimRefusedError, ErasedError, UsageError
 from ..evaluate.decide import decide, payment_for
 from ..evaluate.service import (
     choose_policy,
@@ -168,10 +168,22 @@ def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
     on = date.fromisoformat(sub["claimed_on"])
     policy = registered_policy(app, sub["policy_sha256"])
     records = family_records(app, sub["family_ref"])
-    then = select_evidence(records, as_of=on, known_at=sub["known_at"])
+    recorded = sub["decision"]
+    try:
+        then = select_evidence(records, as_of=on, known_at=sub["known_at"])
+    except ErasedError as e:
+        # The claim keeps its recorded decision; the evidence behind it is gone.
+        return {
+            "claim_id": claim_id, "family_ref": sub["family_ref"], "route": sub["route"],
+            "claimed_on": sub["claimed_on"], "status": _claim(app, claim_id).status,
+            "policy_id": sub["policy_id"], "policy_sha256": sub["policy_sha256"],
+            "claimledger_version": sub["claimledger_version"], "amount": sub.get("amount"),
+            "decision": recorded, "replay_matches_recorded": None, "erased": str(e),
+            "changed_since": [f"cannot replay: {e}"], "history": history,
+            "selection_notes": [],
+        }
     replay = decide(policy, then, on).to_dict()
     replay["known_at"] = sub["known_at"]
-    recorded = sub["decision"]
     matches = all(replay.get(k) == recorded.get(k) for k in DECISION_FIELDS)
     now = iso_utc(app.settings.clock())
     today = decide(policy, select_evidence(records, as_of=on, known_at=now), on).to_dict()

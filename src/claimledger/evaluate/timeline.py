@@ -33,6 +33,15 @@ def _type(topic: str) -> str:
 
 def select_evidence(records: Iterable[Record], *, as_of: date, known_at: str) -> ev.FamilyEvidence:
     """Build the family's evidence from its stream, as known at ``known_at`` (ISO UTC)."""
+    records = list(records)
+    for topic, rec in records:
+        if _type(topic) == "Family.Erased":
+            env = rec["envelope"]
+            raise ErasedError(
+                f"{env['stream']}: personal data erased at {env['recorded_at']} by "
+                f"{env['actor']} ({(rec.get('payload') or {}).get('reason', 'no reason')}); "
+                "nothing to evaluate"
+            )
     live: dict[str, tuple[str, dict[str, Any], str, str]] = {}  # id -> (type, payload, id, hash)
     order: list[str] = []
     notes: list[str] = []
@@ -44,8 +53,6 @@ def select_evidence(records: Iterable[Record], *, as_of: date, known_at: str) ->
         stream = env["stream"]
         eid = event_id(stream, env["version"])
         typ = _type(topic)
-        if typ == "Family.Erased":
-            raise ErasedError(f"{stream}: personal data erased ({eid}); nothing to evaluate")
         payload = rec.get("payload")
         if payload is None:
             raise ErasedError(f"{eid}: payload is not readable (erased or encrypted)")

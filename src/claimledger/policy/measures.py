@@ -576,7 +576,9 @@ def attestation(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measur
         older = f" (the latest, on {found[-1].attested_on}, is too old)" if found else ""
         return MeasureResult(False, f"no attestation '{code}'{window}{older}", ids(found[-1:]))
     a = fresh[-1]
-    ref = f", evidence {a.evidence}" if a.evidence else ""
+    # The evidence reference is free text about the family: it stays in the (encryptable)
+    # attestation event, and the decision, which outlives an erasure, names that event.
+    ref = f" ({a.event_id})" if a.event_id else ""
     return MeasureResult(True, f"attestation '{code}' by {a.practitioner} on {a.attested_on}"
                                f"{ref}", ids([a]))
 
