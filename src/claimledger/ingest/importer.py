@@ -9,9 +9,16 @@ transaction instead of one save per family, which is what makes bulk loads fast.
 Every event carries its provenance: the file's SHA-256, the row's line number and
 ``row_key`` = SHA-256 over the kind and the row's canonical values. A row whose key the
 family already holds (or that appeared earlier in the file) is skipped, so re-ingesting a
-file, or the same row from another file, appends nothing. A row that re-supplies a record
-with a natural key (the same pupil and term, say) with different values appends a
-``Family.Corrected`` naming the record's current version instead of a second record.
+file, or the same row from another file, appends nothing. For kinds without a natural key
+a row repeated within one file is that many records (two identical incidents on one day):
+its n-th copy's key also covers n. A row that re-supplies a record with a natural key (the
+same pupil and term, say) with different values appends a ``Family.Corrected`` naming the
+record's current version instead of a second record; two such rows in one file contradict
+each other and reject the file.
+
+Nothing reaches the database until every row has passed: events are mapped to their stored
+form (which seals family payloads and may create a family's data key) only after the last
+row is checked, and then inserted in one transaction.
 """
 
 from __future__ import annotations
@@ -83,14 +90,17 @@ def ingest(
     batch.build(rows, progress)  # raises the first bad reference before a later syntax error
     if syntax_error is not None:
         raise syntax_error
-    if batch.stored:
-        app.insert_stored(batch.stored)
+    # Only now, with every row checked, are events mapped: mapping seals family payloads and
+    # may create a family's data key, which a rejected file must not leave behind.
+    stored = [app.mapper.to_stored_event(ev) for ev in batch.events]
+    if stored:
+        app.insert_stored(stored)
     return {
         "kind": kind,
         "file": name,
         "sha256": sha,
         "rows": len(rows),
-        "appended": len(batch.stored),
+        "appended": len(stored),
         "skipped_duplicates": batch.skipped,
         "corrected": batch.corrected,
         "families_touched": len(batch.touched),
@@ -228,9 +238,8 @@ class Batch:
         self.key_columns = nk
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
-        self.to_stored = app.mapper.to_stored_event
-        #: The stored form of every event built so far, in row order.
-        self.stored: list[StoredEvent] = []
+        #: Every event built so far, in row order (taken from the aggregates' pending lists).
+        self.events: list[Any] = []
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
@@ -341,7 +350,6 @@ class Batch:
             else:
                 seen.add(row_key)
                 self.row(ctx, line, row, row_key, state, in_file)
-                self.touched.add(state.ref)
             done += 1
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
@@ -446,9 +454,8 @@ class Batch:
             del payload[p]
 
     def keep(self, agg: Family) -> None:
-        """Map the event just built to its stored form and let the event object go: holding
-        50,000 event objects costs more in memory growth than building them."""
-        self.stored.append(self.to_stored(agg.pending_events.pop()))
+        self.events.append(agg.pending_events.pop())
+        self.touched.add(agg.family_ref)
 
     def correct(
         self, ctx: AppendContext, state: FamilyState, supersedes: str, payload: dict[str, Any],
