@@ -179,7 +179,18 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         """Bulk insert of already-sealed events in one transaction (ingest's fast path)."""
         self.actors.check_events(self.settings.who, (s.topic.split(":", 1)[1] for s in stored))
         try:
-            self.recorder.insert_events(stored)
+            if self.location.backend == "sqlite":
+                # One executemany: eventsourcing's SQLite recorder executes row by row.
+                rec: Any = self.recorder
+                with rec.datastore.transaction(commit=True) as c:
+                    c.executemany(
+                        f"INSERT INTO {rec.events_table_name} "
+                        "(originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+                        [(s.originator_id.hex, s.originator_version, s.topic, s.state)
+                         for s in stored],
+                    )
+            else:
+                self.recorder.insert_events(stored)
         except StoreIntegrityError as e:
             raise ConflictError(
                 f"another writer appended to the same stream first ({_one_line(e)}); "

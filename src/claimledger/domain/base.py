@@ -11,6 +11,7 @@ ISO strings. That keeps the stored bytes canonical and float-free.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class AppendContext:
         return iso_utc(self.recorded_at)
 
 
+@functools.lru_cache(maxsize=256)
 def iso_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
