@@ -270,13 +270,21 @@ def claim_list(settings: Settings, as_json: bool) -> None:
 
 @claim.command("explain")
 @click.argument("claim_id")
+@click.option("--html", "html_out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a self-contained HTML page for an auditor (prints on A4).")
 @json_option
 @pass_settings
-def claim_explain(settings: Settings, claim_id: str, as_json: bool) -> None:
+def claim_explain(settings: Settings, claim_id: str, html_out: Path | None,
+                  as_json: bool) -> None:
     """Replay the claim as known at submission, with the policy bytes it names."""
     from .audit import claims
 
-    r = claims.explain(open_app(settings), claim_id)
+    app = open_app(settings)
+    r = claims.explain(app, claim_id)
+    if html_out is not None:
+        from .audit.report_html import write_report
+
+        r["html"] = write_report(app, claim_id, html_out)["file"]
 
     def text(r: dict[str, Any]) -> str:
         lines = [f"claim {r['claim_id']} ({r['status']}), {r['route']} route, "

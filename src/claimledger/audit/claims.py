@@ -8,6 +8,7 @@ bytes, checks it comes out the same, and says what later events would change tod
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from .. import __version__
 from ..domain.base import iso_utc
 from ..domain.claim import OPEN_STATES, Claim
 from ..domain.ledger import PolicyVersion
-from ..errors import ClaimRefusedError, ErasedError, UsageError
+from ..errors import ClaimRefusedError, ErasedError, IntegrityError, UsageError
 from ..evaluate.decide import decide, payment_for
 from ..evaluate.service import (
     choose_policy,
@@ -155,12 +156,26 @@ def _submitted(app: LedgerApp, claim_id: str) -> tuple[dict[str, Any], list[dict
     return records[0][1]["payload"], history
 
 
+_REGISTERED: dict[str, Any] = {}
+
+
 def registered_policy(app: LedgerApp, sha256: str) -> Any:
+    """The policy a claim names, parsed from the exact bytes registered in the ledger.
+
+    Registered bytes never change (their stream is keyed by their SHA-256, which is checked
+    here), so a parsed policy is kept per process.
+    """
+    if sha256 in _REGISTERED:
+        return _REGISTERED[sha256]
     records = app.stream_records(PolicyVersion.stream_name(sha256))
     if not records:
         raise UsageError(f"policy version {sha256[:16]}… is not registered in the ledger")
     p = records[0][1]["payload"]
-    return policy_from_bytes(p["content"], p["path"])
+    content = p["content"].encode("utf-8")
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise IntegrityError(f"policy/{sha256}#1: registered content does not hash to its id")
+    _REGISTERED[sha256] = policy_from_bytes(p["content"], p["path"])
+    return _REGISTERED[sha256]
 
 
 def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:

@@ -1,0 +1,511 @@
+"""The cohort: how many families, headline problems and claims, as of a valid date.
+
+A projection in eventsourcing's sense. :class:`CohortProjection` turns each relevant domain
+event into *facts with their dates* (a family and its identification date, an attachment
+date, an indicator with its problem, stage and observation date, a claim with its route and
+claim date, a claim's state change with the day it was recorded), and a
+:class:`CohortView` (an eventsourcing ``TrackingRecorder`` with its own tables) stores them
+together with the tracking position **in the same transaction**. Because only dated facts are
+kept, one view answers the report for any ``as_of`` date by query; nothing is precomputed
+per date.
+
+Kept up to date incrementally: :func:`catch_up` reads the notification log from the view's
+tracked position (``select_notifications``, filtered by the projection's topics) and applies
+a page of events per transaction. This works on both backends; eventsourcing 9.5's
+``ProjectionRunner`` needs ``subscribe()``, which SQLite's recorder does not implement, so
+:func:`follow` (a live runner) exists for PostgreSQL only. :func:`rebuild` drops the view
+and its tracking and replays the whole ledger; the incremental and rebuilt views agree.
+
+Corrections are honoured as the evaluation timeline honours them: a ``Family.Corrected``
+retracts the fact of the event it supersedes and adds its replacement's fact under the
+correction's own event id. Replaying a prefix of the log again is harmless (every change is
+an upsert or delete keyed by event, family or claim), and the single-row tracking guard
+rolls back a page another process has already applied.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+    Tracking,
+    TrackingRecorder,
+)
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection, ProjectionRunner
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment, get_topic
+from psycopg.sql import SQL
+
+from ..domain.claim import Claim
+from ..domain.family import Family
+from ..errors import ConfigError, UsageError
+from ..ledger.envelope import event_id
+from ..policy.evidence import PROBLEMS
+from ..store import APP_NAME
+
+if TYPE_CHECKING:
+    from ..application import LedgerApp
+    from ..store import Location
+
+VIEW_NAME = "cohort"
+TRACKING_TABLE = f"{VIEW_NAME}_tracking"
+PAGE = 2000
+STAGES = ("identification", "engagement")
+ROUTES = ("progress", "employment")
+CLAIM_STATES = ("submitted", "validated", "rejected", "withdrawn")
+
+#: The only events that can change a cohort figure.
+TOPICS = tuple(get_topic(c) for c in (
+    Family.Registered, Family.Attached, Family.IndicatorRecorded, Family.Corrected,
+    Family.Erased, Claim.Submitted, Claim.Validated, Claim.Rejected, Claim.Withdrawn,
+))
+
+
+# --- facts: what one event changes ----------------------------------------------------------
+class Change(NamedTuple):
+    """One keyed change to the view: ``kind`` names the statement, ``params`` its values."""
+
+    kind: str
+    params: tuple[Any, ...]
+
+
+Handler = Callable[[str, str, dict[str, Any], date], list[Change]]
+
+
+def _ref(stream: str) -> str:
+    return stream.split("/", 1)[1]
+
+
+def _registered(stream: str, eid: str, p: dict[str, Any], _on: date) -> list[Change]:
+    return [Change("family", (p["family_ref"], p["identified_on"], eid))]
+
+
+def _attached(stream: str, eid: str, p: dict[str, Any], _on: date) -> list[Change]:
+    return [Change("attachment", (eid, _ref(stream), p["attached_on"]))]
+
+
+def _indicator(stream: str, eid: str, p: dict[str, Any], _on: date) -> list[Change]:
+    return [Change("indicator", (eid, _ref(stream), p["problem"], p["stage"],
+                                 p["observed_on"]))]
+
+
+def _submitted(stream: str, eid: str, p: dict[str, Any], _on: date) -> list[Change]:
+    return [Change("claim", (p["claim_id"], p["family_ref"], p["route"], p["claimed_on"]))]
+
+
+def _state(state: str) -> Handler:
+    def handler(stream: str, eid: str, p: dict[str, Any], on: date) -> list[Change]:
+        version = int(eid.rsplit("#", 1)[1])
+        return [Change("claim_state", (_ref(stream), version, state, on.isoformat()))]
+
+    return handler
+
+
+def _corrected(stream: str, eid: str, p: dict[str, Any], on: date) -> list[Change]:
+    out = [Change("retract", (p["supersedes"],))]
+    repl = p.get("replacement")
+    if repl is not None:
+        handler = HANDLERS.get(repl["type"])
+        if handler is not None:
+            out += handler(stream, eid, {k: v for k, v in repl.items() if k != "type"}, on)
+    return out
+
+
+def _erased(stream: str, eid: str, p: dict[str, Any], _on: date) -> list[Change]:
+    return [Change("erase", (_ref(stream),))]
+
+
+HANDLERS: dict[str, Handler] = {
+    Family.Registered.__qualname__: _registered,
+    Family.Attached.__qualname__: _attached,
+    Family.IndicatorRecorded.__qualname__: _indicator,
+    Family.Corrected.__qualname__: _corrected,
+    Family.Erased.__qualname__: _erased,
+    Claim.Submitted.__qualname__: _submitted,
+    Claim.Validated.__qualname__: _state("validated"),
+    Claim.Rejected.__qualname__: _state("rejected"),
+    Claim.Withdrawn.__qualname__: _state("withdrawn"),
+}
+
+
+def changes_for(domain_event: Any) -> list[Change]:
+    """The view changes one domain event makes.
+
+    An erased family's events keep their place but not their data: they yield no fact, and
+    ``Family.Erased`` removes whatever the view held for the family (its claims stay, being
+    no personal data), so a view rebuilt after an erasure agrees with one that saw it happen.
+    """
+    handler = HANDLERS.get(type(domain_event).__qualname__)
+    if handler is None:
+        return []
+    stream: str = domain_event.stream
+    eid = event_id(stream, domain_event.originator_version)
+    try:
+        changes = handler(stream, eid, domain_event.payload(), domain_event.timestamp.date())
+    except (KeyError, TypeError):  # the payload is not readable: there is no fact to count
+        return []
+    return [c for c in changes if None not in c.params]
+
+
+# --- the view ---------------------------------------------------------------------------------
+VIEW_TABLES = {
+    "cohort_families": "family_ref TEXT PRIMARY KEY, identified_on TEXT NOT NULL, "
+                       "event_id TEXT NOT NULL",
+    "cohort_attachments": "event_id TEXT PRIMARY KEY, family_ref TEXT NOT NULL, "
+                          "attached_on TEXT NOT NULL",
+    "cohort_indicators": "event_id TEXT PRIMARY KEY, family_ref TEXT NOT NULL, "
+                         "problem TEXT NOT NULL, stage TEXT NOT NULL, observed_on TEXT NOT NULL",
+    "cohort_claims": "claim_id TEXT PRIMARY KEY, family_ref TEXT NOT NULL, route TEXT NOT NULL, "
+                     "claimed_on TEXT NOT NULL",
+    "cohort_claim_states": "claim_id TEXT NOT NULL, version INTEGER NOT NULL, "
+                           "state TEXT NOT NULL, on_date TEXT NOT NULL, "
+                           "PRIMARY KEY (claim_id, version)",
+}
+VIEW_INDEXES = (  # (index, table, columns)
+    ("cohort_indicators_family", "cohort_indicators", "family_ref"),
+    ("cohort_attachments_family", "cohort_attachments", "family_ref"),
+)
+
+# Written with "?" placeholders and {table} names; each backend substitutes its own.
+CHANGE_SQL: dict[str, list[str]] = {
+    "family": ["INSERT INTO {cohort_families} (family_ref, identified_on, event_id) "
+               "VALUES (?, ?, ?) ON CONFLICT (family_ref) DO UPDATE SET "
+               "identified_on = excluded.identified_on, event_id = excluded.event_id"],
+    "attachment": ["INSERT INTO {cohort_attachments} (event_id, family_ref, attached_on) "
+                   "VALUES (?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+                   "attached_on = excluded.attached_on"],
+    "indicator": ["INSERT INTO {cohort_indicators} (event_id, family_ref, problem, stage, "
+                  "observed_on) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+                  "problem = excluded.problem, stage = excluded.stage, "
+                  "observed_on = excluded.observed_on"],
+    "erase": ["DELETE FROM {cohort_families} WHERE family_ref = ?",
+              "DELETE FROM {cohort_attachments} WHERE family_ref = ?",
+              "DELETE FROM {cohort_indicators} WHERE family_ref = ?"],
+    "retract": ["DELETE FROM {cohort_families} WHERE event_id = ?",
+                "DELETE FROM {cohort_attachments} WHERE event_id = ?",
+                "DELETE FROM {cohort_indicators} WHERE event_id = ?"],
+    "claim": ["INSERT INTO {cohort_claims} (claim_id, family_ref, route, claimed_on) "
+              "VALUES (?, ?, ?, ?) ON CONFLICT (claim_id) DO UPDATE SET "
+              "route = excluded.route, claimed_on = excluded.claimed_on"],
+    "claim_state": ["INSERT INTO {cohort_claim_states} (claim_id, version, state, on_date) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (claim_id, version) DO UPDATE SET "
+                    "state = excluded.state, on_date = excluded.on_date"],
+}
+
+# The cohort as of a date is the families identified on or before it; problems and attachment
+# are counted within that cohort. Every date is an ISO string, so text order is date order.
+REPORT_SQL = {
+    "identified": "SELECT COUNT(*) AS n FROM {cohort_families} WHERE identified_on <= ?",
+    "attached": "SELECT COUNT(DISTINCT f.family_ref) AS n FROM {cohort_families} f "
+                "JOIN {cohort_attachments} a ON a.family_ref = f.family_ref "
+                "WHERE f.identified_on <= ? AND a.attached_on <= ?",
+    "problems": "SELECT i.problem AS problem, i.stage AS stage, "
+                "COUNT(DISTINCT i.family_ref) AS n FROM {cohort_indicators} i "
+                "JOIN {cohort_families} f ON f.family_ref = i.family_ref "
+                "WHERE f.identified_on <= ? AND i.observed_on <= ? GROUP BY i.problem, i.stage",
+    "problem_families": "SELECT i.problem AS problem, COUNT(DISTINCT i.family_ref) AS n "
+                        "FROM {cohort_indicators} i JOIN {cohort_families} f "
+                        "ON f.family_ref = i.family_ref WHERE f.identified_on <= ? "
+                        "AND i.observed_on <= ? GROUP BY i.problem",
+    "claims": "SELECT c.route AS route, COALESCE((SELECT s.state FROM {cohort_claim_states} s "
+              "WHERE s.claim_id = c.claim_id AND s.on_date <= ? ORDER BY s.version DESC "
+              "LIMIT 1), 'submitted') AS state, COUNT(*) AS n FROM {cohort_claims} c "
+              "WHERE c.claimed_on <= ? GROUP BY 1, 2",
+}
+
+
+class CohortView(TrackingRecorder):
+    """The materialised cohort: dated facts plus the tracked ledger position."""
+
+    @abstractmethod
+    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        """Apply the changes and record the tracking position in one transaction."""
+
+    @abstractmethod
+    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Run one of :data:`REPORT_SQL` in a read transaction."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Drop the view's tables and its tracking, then create them empty."""
+
+
+class _SQLView:
+    """What both backends share: statements with table names and placeholders filled in."""
+
+    placeholder = "?"
+
+    def _table(self, name: str) -> str:
+        return name
+
+    def _sql(self, text: str) -> str:
+        names = {t: self._table(t) for t in VIEW_TABLES}
+        return text.format(**names).replace("?", self.placeholder)
+
+    def _run_changes(self, cursor: Any, changes: Iterable[Change]) -> None:
+        statements = {k: [self._sql(s) for s in v] for k, v in CHANGE_SQL.items()}
+        for change in changes:
+            for statement in statements[change.kind]:
+                cursor.execute(statement, change.params)
+
+    def _rows(self, cursor: Any, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cursor.execute(self._sql(REPORT_SQL[name]), params)
+        return [dict(row) for row in cursor.fetchall()]
+
+
+class SQLiteCohortView(_SQLView, SQLiteTrackingRecorder, CohortView):
+    """The view in the ledger's SQLite file, with its own tracking table.
+
+    eventsourcing's SQLite tracking table is always called ``tracking``; the cohort keeps
+    its position in ``cohort_tracking`` instead, so another view in the same file can follow
+    the same application without sharing (and overwriting) its row.
+    """
+
+    def __init__(self, datastore: Any, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        if not self.datastore.single_row_tracking:
+            raise ConfigError("the cohort view needs eventsourcing's single-row tracking")
+        self.insert_tracking_statement = (
+            f"INSERT INTO {TRACKING_TABLE} VALUES (:application_name, :notification_id) "
+            "ON CONFLICT (application_name) DO UPDATE SET notification_id = :notification_id "
+            f"WHERE {TRACKING_TABLE}.notification_id < :notification_id "
+            "RETURNING notification_id"
+        )
+        self.select_max_tracking_id_statement = (
+            f"SELECT MAX(notification_id) FROM {TRACKING_TABLE} WHERE application_name=?"
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} (application_name TEXT, "
+            "notification_id INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID",
+            *(f"CREATE TABLE IF NOT EXISTS {t} ({cols})" for t, cols in VIEW_TABLES.items()),
+            *(f"CREATE INDEX IF NOT EXISTS {i} ON {t} ({cols})" for i, t, cols in VIEW_INDEXES),
+        ]
+
+    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            self._run_changes(c, changes)
+            self._insert_tracking(c, tracking)
+
+    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._rows(c, name, params)
+
+    def drop(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for t in (*VIEW_TABLES, TRACKING_TABLE):
+                c.execute(f"DROP TABLE IF EXISTS {t}")
+        self.tracking_table_exists = False
+        self.tracking_migration_previous = self.tracking_migration_current = None
+        self.create_table()
+
+
+class PostgresCohortView(_SQLView, PostgresTrackingRecorder, CohortView):
+    """The view in the ledger's PostgreSQL database (tracking table ``cohort_tracking``)."""
+
+    placeholder = "%s"
+
+    def __init__(self, datastore: Any, *, tracking_table_name: str = TRACKING_TABLE,
+                 **kwargs: Any):
+        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
+        for t, cols in VIEW_TABLES.items():
+            self.sql_create_statements.append(
+                SQL(f"CREATE TABLE IF NOT EXISTS {self._table(t)} ({cols})"))  # type: ignore[arg-type]
+        for i, t, cols in VIEW_INDEXES:
+            self.sql_create_statements.append(SQL(
+                f"CREATE INDEX IF NOT EXISTS {i} ON {self._table(t)} ({cols})"))  # type: ignore[arg-type]
+
+    def _table(self, name: str) -> str:
+        return f'"{self.datastore.schema}"."{name}"'
+
+    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            self._run_changes(c, changes)
+            self._insert_tracking(c, tracking)
+
+    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._rows(c, name, params)
+
+    def drop(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for t in (*VIEW_TABLES, self.tracking_table_name):
+                c.execute(f"DROP TABLE IF EXISTS {self._table(t)}")
+        self.tracking_table_exists = False
+        self.tracking_migration_previous = self.tracking_migration_current = None
+        self.create_table()
+
+
+class CohortProjection(Projection[CohortView]):
+    """eventsourcing projection: each relevant event's changes, applied with its tracking."""
+
+    name = VIEW_NAME
+    topics = TOPICS
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:  # type: ignore[override]
+        self.view.apply(changes_for(domain_event), tracking)
+
+
+# --- use cases --------------------------------------------------------------------------------
+def open_view(location: Location) -> CohortView:
+    """The cohort view in the ledger's database, created if missing.
+
+    Built the way eventsourcing's ProjectionRunner builds a view: an infrastructure factory
+    for the environment named after the projection, so the view has its own connections and
+    outlives any one application object. Tables are created only when they are missing, so a
+    role that may use but not create them (views made by an administrator) can still report.
+    """
+    env = Environment(VIEW_NAME, {**location.env, "CREATE_TABLE": "false"})
+    cls = SQLiteCohortView if location.backend == "sqlite" else PostgresCohortView
+    view: CohortView = InfrastructureFactory.construct(env).tracking_recorder(cls)  # type: ignore[arg-type,assignment]
+    try:
+        view.max_tracking_id(APP_NAME)
+    except PersistenceError:
+        try:
+            view.create_table()
+        except PersistenceError as e:  # e.g. a role that may not create tables
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ConfigError(f"cannot create the cohort view at {location.url}: {reason}"
+                              ) from None
+    return view
+
+
+def catch_up(app: LedgerApp, view: CohortView, page: int = PAGE) -> int:
+    """Apply every relevant event after the view's tracked position; return how many.
+
+    A page of events is one transaction with the tracking of its last event. If another
+    process recorded the same page first, the tracking guard rolls this one back and reading
+    resumes from the newer position.
+    """
+    projection = CohortProjection(view=view)
+    mapper: Mapper[Any] = app.mapper
+    done = 0
+    while True:
+        start = (view.max_tracking_id(app.name) or 0) + 1
+        notes = app.recorder.select_notifications(start, page, topics=projection.topics)
+        if not notes:
+            return done
+        changes: list[Change] = []
+        for n in notes:
+            changes.extend(changes_for(mapper.to_domain_event(n)))
+        try:
+            view.apply(changes, Tracking(app.name, notes[-1].id))
+        except IntegrityError:
+            if (view.max_tracking_id(app.name) or 0) < notes[-1].id:
+                raise
+            continue
+        done += len(notes)
+
+
+def rebuild(app: LedgerApp, view: CohortView) -> int:
+    """Drop the view and its tracking, then replay the whole ledger into it."""
+    view.drop()
+    return catch_up(app, view)
+
+
+def report(view: CohortView, as_of: date) -> dict[str, Any]:
+    """The cohort figures as of ``as_of`` from the view as it stands."""
+    d = as_of.isoformat()
+    identified = view.query("identified", (d,))[0]["n"]
+    attached = view.query("attached", (d, d))[0]["n"]
+    def zero() -> dict[str, int]:
+        return dict.fromkeys((*STAGES, "families"), 0)
+
+    problems = {p: zero() for p in PROBLEMS}
+    for r in view.query("problems", (d, d)):
+        problems.setdefault(r["problem"], zero())[r["stage"]] = int(r["n"])
+    for r in view.query("problem_families", (d, d)):
+        problems[r["problem"]]["families"] = int(r["n"])
+    by_route = dict.fromkeys(ROUTES, 0)
+    by_state = dict.fromkeys(CLAIM_STATES, 0)
+    by_route_state: dict[str, dict[str, int]] = {}
+    for r in view.query("claims", (d, d)):
+        n = int(r["n"])
+        by_route[r["route"]] = by_route.get(r["route"], 0) + n
+        by_state[r["state"]] = by_state.get(r["state"], 0) + n
+        by_route_state.setdefault(r["route"], dict.fromkeys(CLAIM_STATES, 0))[r["state"]] = n
+    return {
+        "as_of": d,
+        "position": view.max_tracking_id(APP_NAME) or 0,
+        "families": {"identified": int(identified), "attached": int(attached)},
+        "problems": problems,
+        "claims": {"total": sum(by_route.values()), "by_route": by_route, "by_state": by_state,
+                   "by_route_and_state": by_route_state},
+    }
+
+
+def cohort_report(app: LedgerApp, as_of: date, *, fresh: bool = False) -> dict[str, Any]:
+    """Bring the view up to date (or rebuild it when ``fresh``) and report as of ``as_of``."""
+    view = open_view(app.location)
+    processed = rebuild(app, view) if fresh else catch_up(app, view)
+    result = report(view, as_of)
+    result["processed"] = processed
+    result["rebuilt"] = fresh
+    return result
+
+
+def csv_rows(result: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """The report in long form: (as_of, group, item, count)."""
+    d = result["as_of"]
+    rows = [(d, "families", k, v) for k, v in result["families"].items()]
+    for problem, counts in result["problems"].items():
+        rows += [(d, f"problem_{k}", problem, v) for k, v in counts.items()]
+    rows += [(d, "claims", "total", result["claims"]["total"])]
+    rows += [(d, "claims_route", k, v) for k, v in result["claims"]["by_route"].items()]
+    rows += [(d, "claims_state", k, v) for k, v in result["claims"]["by_state"].items()]
+    for route, states in result["claims"]["by_route_and_state"].items():
+        rows += [(d, f"claims_{route}", k, v) for k, v in states.items()]
+    return rows
+
+
+def render(result: dict[str, Any]) -> str:
+    """The report as a short text table."""
+    f, c = result["families"], result["claims"]
+    lines = [f"cohort as of {result['as_of']} (ledger position {result['position']}; "
+             f"{result['processed']} new events {'replayed' if result['rebuilt'] else 'applied'})",
+             f"families identified {f['identified']:>6}", f"families attached  {f['attached']:>6}",
+             "", f"{'headline problem':<20} {'identification':>14} {'engagement':>10} "
+             f"{'families':>8}"]
+    for p, n in result["problems"].items():
+        lines.append(f"{p:<20} {n['identification']:>14} {n['engagement']:>10} "
+                     f"{n['families']:>8}")
+    lines += ["", f"claims {c['total']}: " + ", ".join(
+        f"{k} {v}" for k, v in c["by_route"].items()),
+        "  by state: " + ", ".join(f"{k} {v}" for k, v in c["by_state"].items())]
+    return "\n".join(lines)
+
+
+# --- a live follower (PostgreSQL) -------------------------------------------------------------
+def follow(app: LedgerApp) -> ProjectionRunner[Any, Any]:
+    """Start eventsourcing's ProjectionRunner keeping the view current as events arrive.
+
+    PostgreSQL only: the runner subscribes to the recorder (LISTEN/NOTIFY), which
+    eventsourcing 9.5 does not implement for SQLite; there, :func:`catch_up` on demand is the
+    way. The runner reads through a ledger application like ``app`` (same name, same sealed
+    mapper and family keys). Use as a context manager; ``runner.wait(position)`` blocks until
+    that position is in the view.
+    """
+    location, settings = app.location, app.settings
+    if location.backend != "postgres":
+        raise UsageError("a live cohort follower needs PostgreSQL; on SQLite the report "
+                         "catches up when it is asked for")
+    ledger_class = type(app)
+
+    class Reader(ledger_class):  # type: ignore[valid-type,misc]
+        name = APP_NAME
+
+        def __init__(self, env: Any = None):
+            super().__init__(location, settings)
+
+    return ProjectionRunner(application_class=Reader, projection_class=CohortProjection,
+                            view_class=PostgresCohortView,
+                            env={**location.env, "CREATE_TABLE": "true"})
