@@ -83,6 +83,9 @@ def test_erase_leaves_a_verifiable_trail_and_no_data(county: County):
                                 now="2022-06-01T00:00:00Z")
     assert none_due["families"] == []
 
+    bundle = county.tmp / "W-1.zip"
+    county.cli("bundle", "W-1/progress", "--out", str(bundle), now="2022-06-01T12:00:00Z")
+
     code, out, _ = county.cli("erase", "W-1", "--reason", "retention period ended", "--json",
                               now="2022-06-02T00:00:00Z", actor="admin1")
     assert code == 0 and out["event"].startswith("family/W-1#")
@@ -99,6 +102,11 @@ def test_erase_leaves_a_verifiable_trail_and_no_data(county: County):
                                  now="2022-06-03T00:00:00Z")
     assert explained["decision"]["claimable"] and explained["route"] == "progress"
     assert explained["replay_matches_recorded"] is None and "erased" in explained["erased"]
+
+    # The bundle made before the erasure carries its own payloads and still verifies offline.
+    code, out, err = county.cli("verify-bundle", str(bundle), "--pubkey",
+                                str(county.keys / "signing.pub"), ok=False)
+    assert code == 0, err
 
     code, _, err = county.cli("erase", "W-1", "--reason", "again", ok=False,
                               now="2022-06-04T00:00:00Z")

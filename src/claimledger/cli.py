@@ -433,7 +433,7 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
     r = run_demo(workdir, families=families, seed=seed, progress=progress if tty else None,
                  log=lambda m: click.echo(m, err=True))
     emit(r, as_json, summary_text)
-    if not r["verify"]["ok"]:
+    if not r["verify"]["ok"] or (r["bundle"] and not r["bundle"]["ok"]):
         sys.exit(EXIT_FINDING)
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .application import Settings, open_app
-from .audit import claims
+from .audit import claims, spotcheck
+from .audit.bundle import check_bundle, write_bundle
 from .errors import ClaimRefusedError
 from .evaluate.service import evaluate
 from .ingest.importer import ingest
@@ -33,14 +34,14 @@ def run_demo(
     keys = workdir / ".claimledger"
     admin = Settings(db=db, key_dir=keys, actor="admin")
 
-    log(f"1/6 synthesising {families} families under {policy_id} (seed {seed})")
+    log(f"1/7 synthesising {families} families under {policy_id} (seed {seed})")
     county = generate(workdir / "county", families, seed, policy_id)
 
-    log("2/6 initialising the ledger and the authority's signing key")
+    log("2/7 initialising the ledger and the authority's signing key")
     app = open_app(admin, must_exist=False)
     init = app.init(county["authority"])
 
-    log("3/6 ingesting the eleven data-match files")
+    log("3/7 ingesting the eleven data-match files")
     data = Settings(db=db, key_dir=keys, actor="data-officer")
     ingested: dict[str, int] = {}
     t_ingest = time.perf_counter()
@@ -57,7 +58,7 @@ def run_demo(
     ingest_s = time.perf_counter() - t_ingest
     events = sum(ingested.values())
 
-    log("4/6 evaluating every family on its review date and submitting the claimable ones")
+    log("4/7 evaluating every family on its review date and submitting the claimable ones")
     auditor = Settings(db=db, key_dir=keys, actor="internal-auditor")
     verdicts: Counter[str] = Counter()
     submitted: list[str] = []
@@ -83,11 +84,25 @@ def run_demo(
         if bar_cm:
             bar_cm.__exit__(None, None, None)
 
-    log("5/6 validating the submitted claims as the internal auditor")
+    log("5/7 validating the submitted claims as the internal auditor")
     for cid in submitted:
         claims.validate(open_app(auditor), cid, "demo: evidence reviewed")
 
-    log("6/6 verifying the whole ledger")
+    log("6/7 drawing a 10% spot-check sample and bundling one claim for offline checking")
+    sample = spotcheck.draw(open_app(auditor), "10%", seed) if submitted else None
+    bundle_check: dict[str, Any] | None = None
+    if sample and sample["chosen"]:
+        picked = sample["chosen"][0]
+        out = workdir / f"bundle-{picked.replace('/', '-')}.zip"
+        made = write_bundle(open_app(auditor), picked, out)
+        trusted = (keys / "signing.pub").read_text()
+        checked = check_bundle(out.read_bytes(), trusted_key=bytes.fromhex(trusted.strip()))
+        bundle_check = {"claim_id": picked, "file": made["file"], "bytes": made["bytes"],
+                        "ok": checked.ok, "reasons": list(checked.reasons)}
+        spotcheck.record(open_app(auditor), picked, "upheld",
+                         "demo: bundle verified offline and decision re-derived")
+
+    log("7/7 verifying the whole ledger")
     t_verify = time.perf_counter()
     result = open_app(admin).verify()
     verify_s = time.perf_counter() - t_verify
@@ -112,6 +127,10 @@ def run_demo(
         "verify_seconds": round(verify_s, 2),
         "seconds": round(time.perf_counter() - t0, 1),
         "example_claim": submitted[0] if submitted else None,
+        "spot_check": None if sample is None else {
+            "sample_id": sample["sample_id"], "population": sample["population"],
+            "chosen": sample["chosen"]},
+        "bundle": bundle_check,
     }
 
 
@@ -131,6 +150,14 @@ def summary_text(r: dict[str, Any]) -> str:
         f"  verify        {'intact' if v['ok'] else 'FAILED'}: {v['events']} events, "
         f"{v['streams']} streams, {v['checkpoints']} checkpoints ({r['verify_seconds']} s)",
     ]
+    if r["spot_check"]:
+        sc = r["spot_check"]
+        lines.append(f"  spot check    {sc['sample_id']}: {len(sc['chosen'])} of "
+                     f"{sc['population']} claims sampled")
+    if r["bundle"]:
+        b = r["bundle"]
+        lines.append(f"  bundle        {b['file']} ({b['bytes']} bytes) verified offline: "
+                     f"{'ok' if b['ok'] else 'FAILED ' + '; '.join(b['reasons'])}")
     if r["example_claim"]:
         lines.append(f"  try           claimledger claim explain {r['example_claim']}")
     lines.append(f"  took          {r['seconds']} s")
