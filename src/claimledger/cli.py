@@ -106,6 +106,9 @@ def verify(settings: Settings, as_json: bool) -> None:
         if d["unsealed_events"]:
             lines.append(f"{d['unsealed_events']} events after the last checkpoint (not yet "
                          "signed: run `claimledger seal`)")
+        if d["unchecked_payloads"]:
+            lines.append(f"{d['unchecked_payloads']} sealed payloads not opened (no master key "
+                         "here): their envelopes, hashes and proofs were checked")
         if d["erased"]:
             lines.append(f"erased: {', '.join(d['erased'])}")
         lines.append("intact" if d["ok"] else "FAILED: " + result.reasons[0])
