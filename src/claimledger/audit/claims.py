@@ -214,7 +214,10 @@ def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
     replay["known_at"] = sub["known_at"]
     matches = all(replay.get(k) == recorded.get(k) for k in DECISION_FIELDS)
     now = iso_utc(app.settings.clock())
-    today = decide(policy, select_evidence(records, as_of=on, known_at=now), on).to_dict()
+    if any(r["envelope"]["recorded_at"] > sub["known_at"] for _, r in records):
+        today = decide(policy, select_evidence(records, as_of=on, known_at=now), on).to_dict()
+    else:  # nothing about the family was learned since: today's answer is the replay
+        today = replay
     return {
         "claim_id": claim_id,
         "family_ref": sub["family_ref"],
