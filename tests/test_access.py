@@ -108,6 +108,8 @@ def test_postgres_refuses_update_and_delete_of_events(tmp_path: Path, run):
                    now="2016-01-01T00:00:00Z")
         code, out, _ = app.cli("verify")
         assert code == 0 and "intact" in out
+        code, out, _ = app.cli("report", "cohort", "--as-of", "2016-01-01", "--json")
+        assert code == 0 and out["families"]["identified"] == 1
         # …but may not rewrite: the grant refuses it.
         with psycopg.connect(app_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE claimledger_events SET state = state")

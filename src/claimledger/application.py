@@ -449,6 +449,14 @@ def make_append_only(app: LedgerApp, app_role: str | None) -> None:
             c.execute(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
             c.execute(f'GRANT SELECT, INSERT, DELETE ON {schema}."{KEYS_TABLE}" TO {role}')
             c.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    if app_role:
+        # The cohort report's view is a projection the application role keeps up to date.
+        from .audit.cohort import TRACKING_TABLE, VIEW_TABLES, open_view
+
+        open_view(app.location)
+        with rec.datastore.transaction(commit=True) as c:
+            for t in (*VIEW_TABLES, TRACKING_TABLE):
+                c.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}."{t}" TO {role}')
 
 
 def _one_line(e: BaseException) -> str:
