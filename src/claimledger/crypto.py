@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import stat
+from binascii import a2b_base64, b2a_base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,28 +80,58 @@ def load_master_key(path: Path) -> bytes:
 
 
 def seal_payload(dek: bytes, event_hash: str, salt: str, payload: dict[str, Any]) -> str:
-    nonce = os.urandom(12)
-    ct = AESGCM(dek).encrypt(nonce, canonical({"salt": salt, "payload": payload}),
-                             event_hash.encode())
-    return base64.b64encode(nonce + ct).decode()
+    return _seal(AESGCM(dek), event_hash, salt, payload)
 
 
 def open_payload(dek: bytes, event_hash: str, sealed: str, where: str) -> dict[str, Any]:
-    raw = base64.b64decode(sealed)
+    return _open(AESGCM(dek), event_hash, sealed, where)
+
+
+def _seal(cipher: AESGCM, event_hash: str, salt: str, payload: dict[str, Any]) -> str:
+    nonce = os.urandom(12)
+    ct = cipher.encrypt(nonce, canonical({"salt": salt, "payload": payload}), event_hash.encode())
+    return b2a_base64(nonce + ct, newline=False).decode()
+
+
+def _open(cipher: AESGCM, event_hash: str, sealed: str, where: str | dict[str, Any]
+          ) -> dict[str, Any]:
+    """``where`` names the event in an error: a text, or the envelope (formatted only then)."""
+    raw = a2b_base64(sealed)  # what base64.b64decode does, without its argument juggling
     try:
-        plain = AESGCM(dek).decrypt(raw[:12], raw[12:], event_hash.encode())
+        plain = cipher.decrypt(raw[:12], raw[12:], event_hash.encode())
     except InvalidTag:
+        if isinstance(where, dict):
+            where = f"{where['stream']}#{where['version']}"
         raise IntegrityError(f"{where}: sealed payload fails authentication (edited)") from None
     return loads(plain)
 
 
 class KeyStore:
-    """The family data keys of one ledger, unwrapped on demand and cached per process."""
+    """The family data keys of one ledger, unwrapped on demand and cached per process.
+
+    Reading is batched: after a few single-key look-ups the rest of the table is read in
+    one query (a scan such as ``verify`` or an ingest's replay would otherwise ask once per
+    family), and each key is unwrapped only when first used. New keys are written at once,
+    or, inside :meth:`batch`, all of one command's new keys in one transaction.
+    """
+
+    #: Single-key look-ups before the rest of the table is read in one query.
+    BULK_AFTER = 8
+    #: Ready ciphers kept (the oldest made is dropped first): a scan meets a family's events
+    #: close together, and an AES-GCM object costs ~4 KB, so memory stays flat in families.
+    CIPHERS = 256
 
     def __init__(self, app: LedgerApp):
         self.app = app
         self._master: bytes | None = None
+        self._master_cipher: AESGCM | None = None
         self._deks: dict[str, bytes | None] = {}
+        self._ciphers: dict[str, AESGCM] = {}
+        #: stream -> wrapped key, read in bulk and not yet unwrapped (None: not read yet)
+        self._wrapped: dict[str, bytes] | None = None
+        self._misses = 0
+        #: stream -> wrapped key created inside :meth:`batch`, not yet written
+        self._pending: dict[str, bytes] | None = None
         rec: Any = app.recorder
         self.sqlite = app.location.backend == "sqlite"
         if self.sqlite:
@@ -120,6 +152,11 @@ class KeyStore:
                 )
             self._master = key
         return self._master
+
+    def _master_aead(self) -> AESGCM:
+        if self._master_cipher is None:
+            self._master_cipher = AESGCM(self.master())
+        return self._master_cipher
 
     def available(self) -> bool:
         try:
@@ -153,56 +190,120 @@ class KeyStore:
     # --- data keys -----------------------------------------------------------------------
     def dek(self, stream: str, *, create: bool = False) -> bytes | None:
         """The stream's data key; None once erased (or never created and not asked to)."""
-        if stream in self._deks and (self._deks[stream] is not None or not create):
-            return self._deks[stream]
-        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(self._sql(f"SELECT wrapped FROM {self.table} WHERE stream = ?"), (stream,))
-            row = c.fetchone()
-        if row is not None:
-            wrapped = bytes(row["wrapped"] if not isinstance(row, tuple) else row[0])
+        deks = self._deks
+        if stream in deks and (deks[stream] is not None or not create):
+            return deks[stream]
+        wrapped = self._lookup(stream)
+        if wrapped is not None:
             try:
-                key = AESGCM(self.master()).decrypt(wrapped[:12], wrapped[12:], stream.encode())
+                key = self._master_aead().decrypt(wrapped[:12], wrapped[12:], stream.encode())
             except InvalidTag:
                 raise IntegrityError(f"{stream}: wrapped data key fails authentication") from None
         elif create:
             key = AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(12)
-            wrapped = nonce + AESGCM(self.master()).encrypt(nonce, key, stream.encode())
-            with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-                c.execute(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
-                          (stream, wrapped))
+            wrapped = nonce + self._master_aead().encrypt(nonce, key, stream.encode())
+            if self._pending is not None:
+                self._pending[stream] = wrapped
+            else:
+                self._write([(stream, wrapped)])
         else:
             key = None
-        self._deks[stream] = key
+        deks[stream] = key
+        if key is None:
+            self._ciphers.pop(stream, None)
         return key
+
+    def _lookup(self, stream: str) -> bytes | None:
+        """The stream's wrapped key from the table: from the bulk read when it holds it, else
+        one query (a key another process created after the bulk read is still found)."""
+        bulk = self._wrapped
+        if bulk is not None:
+            wrapped = bulk.pop(stream, None)
+            if wrapped is not None:
+                return wrapped
+        else:
+            self._misses += 1
+            if self._misses > self.BULK_AFTER:
+                self._wrapped = dict(self.rows())
+                return self._lookup(stream)
+        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(self._sql(f"SELECT wrapped FROM {self.table} WHERE stream = ?"), (stream,))
+            row = c.fetchone()
+        if row is None:
+            return None
+        return bytes(row["wrapped"] if not isinstance(row, tuple) else row[0])
+
+    def _write(self, rows: list[tuple[str, bytes]]) -> None:
+        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            c.executemany(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
+                          rows)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Keys created inside are written together, in one transaction, when the block ends
+        without an error (and forgotten if it raises), so a bulk append writes its new
+        families' keys at once rather than one transaction per family. Write the events
+        after the block: a key must be stored before anything sealed with it."""
+        if self._pending is not None:  # already batching: the outer block writes
+            yield
+            return
+        self._pending = pending = {}
+        try:
+            yield
+            if pending:
+                self._write(list(pending.items()))
+        except BaseException:  # nothing sealed with these keys may be stored: forget them
+            for stream in pending:
+                self._deks.pop(stream, None)
+                self._ciphers.pop(stream, None)
+            raise
+        finally:
+            self._pending = None
+
+    def _cipher(self, stream: str, *, create: bool = False) -> AESGCM | None:
+        ciphers = self._ciphers
+        cipher = ciphers.get(stream)
+        if cipher is None:
+            key = self.dek(stream, create=create)
+            if key is None:
+                return None
+            if len(ciphers) >= self.CIPHERS:
+                del ciphers[next(iter(ciphers))]
+            cipher = ciphers[stream] = AESGCM(key)
+        return cipher
 
     def destroy(self, stream: str) -> bool:
         with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
             c.execute(self._sql(f"DELETE FROM {self.table} WHERE stream = ?"), (stream,))
         self._deks[stream] = None
+        self._ciphers.pop(stream, None)
+        if self._wrapped is not None:
+            self._wrapped.pop(stream, None)
         return True
 
     # --- records -------------------------------------------------------------------------
     def seal_record(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The stored form of a record: family payloads sealed, others unchanged."""
         env = rec["envelope"]
-        if not env["stream"].startswith(ENCRYPTED_PREFIX) or env["type"] in CLEAR_TYPES:
+        stream = env["stream"]
+        if not stream.startswith(ENCRYPTED_PREFIX) or env["type"] in CLEAR_TYPES:
             return rec
-        dek = self.dek(env["stream"], create=True)
-        if dek is None:
-            raise ConfigError(f"{env['stream']}: the family's data was erased; cannot append")
+        cipher = self._cipher(stream, create=True)
+        if cipher is None:
+            raise ConfigError(f"{stream}: the family's data was erased; cannot append")
         return {"envelope": env, "hash": rec["hash"],
-                "sealed": seal_payload(dek, rec["hash"], rec["salt"], rec["payload"])}
+                "sealed": _seal(cipher, rec["hash"], rec["salt"], rec["payload"])}
 
     def open_record(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The readable form: salt and payload restored where the key still exists."""
         if "sealed" not in rec:
             return rec
         env = rec["envelope"]
-        dek = self.dek(env["stream"])
-        if dek is None:
+        stream = env["stream"]
+        cipher = self._ciphers.get(stream) or self._cipher(stream)
+        if cipher is None:
             return {"envelope": env, "hash": rec["hash"], "erased": True}
-        inner = open_payload(dek, rec["hash"], rec["sealed"],
-                             f"{env['stream']}#{env['version']}")
+        inner = _open(cipher, rec["hash"], rec["sealed"], env)
         return {"envelope": env, "hash": rec["hash"], "salt": inner["salt"],
                 "payload": inner["payload"]}

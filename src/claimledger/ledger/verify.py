@@ -2,7 +2,7 @@
 
 Pure: takes the rows in ledger order and the trust anchors, never reads a clock or a disk,
 so the same code checks a live database, an export file or a bundle. It streams: memory is
-the number of streams plus a small window of Merkle frontiers, not the number of events.
+the number of streams plus a fixed window of recent leaf hashes, not the number of events.
 
 Invariants checked, per event in ledger order:
 - the record parses and its envelope names the row's own stream and version (else *edited*
@@ -24,7 +24,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import sha256
+from typing import Any, NamedTuple
 
 from ..domain.ledger import checkpoint_statement, rotation_statement
 from ..errors import IntegrityError
@@ -36,11 +37,16 @@ from .signing import verify_signature
 
 CHECKPOINT_TYPE = "Ledger.Checkpointed"
 KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
+LEDGER_TYPES = (*KEY_TYPES, CHECKPOINT_TYPE)
 FRONTIER_WINDOW = 4096
+#: Events between the frontier snapshots the window keeps (a past frontier is rebuilt from the
+#: snapshot before it and the leaf hashes since, instead of copying the frontier per event).
+SNAPSHOT_EVERY = 64
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
+    """One stored event as the ledger holds it (a tuple: cheap to make a million of)."""
+
     position: int
     originator_id: uuid.UUID | str
     version: int
@@ -125,23 +131,24 @@ def verify_rows(
     ``opener``: turns a sealed (encrypted) record into a readable one, raising IntegrityError
     if its ciphertext was changed; without it sealed payloads are counted, not checked."""
     res = VerifyResult()
-    heads: dict[str, tuple[int, str]] = {}
+    #: stream -> (version, hash, originator id) of its last event
+    heads: dict[str, tuple[int, str, uuid.UUID]] = {}
     keys: dict[str, bytes] = {}
     active_key: str | None = None
     ledger_id: str | None = None
     prev_checkpoint: str | None = None
-    frontier = merkle.Frontier()
-    window: deque[tuple[int, merkle.Frontier]] = deque(maxlen=FRONTIER_WINDOW)
-    positions: deque[int] = deque(maxlen=FRONTIER_WINDOW)
+    tree = _Tree()
+    stack, leaves, positions, snapshots = tree.stack, tree.leaves, tree.positions, tree.snapshots
+    count = 0  # events checked so far = leaves in the tree
     last_recorded = ""
     witnessed = False
     sealed_through = 0
     erased: set[str] = set()
     pos = 0
-    ev_name = "?"
+    fromhex = bytes.fromhex
     for row in rows:
         pos = row.position
-        ev_name = f"at position {pos}"
+        named = False
         try:
             try:
                 rec = loads(row.state)
@@ -150,8 +157,14 @@ def verify_rows(
                 stored_hash = rec["hash"]
             except (ValueError, KeyError, TypeError) as e:
                 raise _Fail("edited", f"stored record does not parse ({e})") from None
-            ev_name = event_id(stream, version)
-            if str(stream_uuid(stream)) != str(row.originator_id):
+            named = True
+            try:
+                head = heads.get(stream)
+            except TypeError:  # not a stream name at all: fail as stream_uuid does
+                head = None
+            sid = stream_uuid(stream) if head is None else head[2]
+            oid = row.originator_id
+            if oid != sid and str(oid) != str(sid):
                 raise _Fail("edited", f"envelope names stream {stream!r}, not this row's stream")
             got = envelope_hash(env)
             if got != stored_hash:
@@ -171,49 +184,51 @@ def verify_rows(
                         erased.add(stream)
                         res.erased_streams.append(stream)
             if "payload" in rec:
-                salt = bytes.fromhex(rec.get("salt", ""))
+                salt = fromhex(rec.get("salt", ""))
                 digest = payload_digest(salt, rec["payload"])
                 if digest != env["payload_digest"]:
                     raise _Fail("edited", f"payload digest mismatch (got {_short(digest)}, "
                                           f"expected {_short(env['payload_digest'])})")
-            head = heads.get(stream)
             want_version = 1 if head is None else head[0] + 1
-            if version > want_version:
-                raise _Fail("deleted", f"stream {stream} jumps from version {want_version - 1} "
-                                       f"to {version}: {version - want_version} event(s) missing")
-            if version < want_version:
+            if version != want_version:
+                if version > want_version:
+                    raise _Fail("deleted", f"stream {stream} jumps from version "
+                                           f"{want_version - 1} to {version}: "
+                                           f"{version - want_version} event(s) missing")
                 raise _Fail("reordered", f"stream {stream} version {version} after version "
                                          f"{want_version - 1}")
             want_prev = GENESIS if head is None else head[1]
             if env["prev_hash"] != want_prev:
                 raise _Fail("inserted", f"prev_hash mismatch (got {_short(env['prev_hash'])}, "
                                         f"expected {_short(want_prev)})")
-            if env["recorded_at"] < last_recorded:
-                raise _Fail("reordered", f"recorded_at {env['recorded_at']} is earlier than the "
+            recorded_at = env["recorded_at"]
+            if recorded_at < last_recorded:
+                raise _Fail("reordered", f"recorded_at {recorded_at} is earlier than the "
                                          f"previous event's {last_recorded}")
             typ = env["type"]
-            if typ in KEY_TYPES or typ == CHECKPOINT_TYPE:
+            if typ in LEDGER_TYPES:
                 payload = rec.get("payload")
                 if payload is None:
                     raise _Fail("edited", "a ledger event has no payload")
                 if typ in KEY_TYPES:
-                    raw = bytes.fromhex(payload["public_key"])
+                    raw = fromhex(payload["public_key"])
                     if compute_key_id(raw) != payload["key_id"]:
                         raise _Fail("edited", "key id does not match its public key")
                     if typ == "Ledger.KeyRotated":
-                        _check_rotation(payload, keys, active_key, ledger_id, ev_name)
+                        _check_rotation(payload, keys, active_key, ledger_id,
+                                        event_id(stream, version))
                     keys[payload["key_id"]] = raw
                     active_key = payload["key_id"]
                     if typ == "Ledger.Initialised":
                         ledger_id = payload["ledger_id"]
                 else:
                     _check_checkpoint(
-                        payload, res.events, frontier, window, positions, keys, active_key,
-                        ledger_id, prev_checkpoint, f"checkpoint {ev_name}",
+                        payload, count, tree, keys, active_key, ledger_id, prev_checkpoint,
+                        f"checkpoint {event_id(stream, version)}",
                     )
                     prev_checkpoint = stored_hash
                     res.checkpoints += 1
-                    sealed_through = res.events + 1
+                    sealed_through = count + 1
                     res.last_checkpoint_size = payload["tree_size"]
                     if witness and witness.get("tree_size") == payload["tree_size"]:
                         if witness.get("root") != payload["root"]:
@@ -221,17 +236,30 @@ def verify_rows(
                                                      "checkpoint of the same size (rewritten)")
                         witnessed = True
         except _Fail as f:
-            res.failure = Failure(pos, ev_name, f.kind, f.detail)
+            name = event_id(stream, version) if named else f"at position {pos}"
+            res.failure = Failure(pos, name, f.kind, f.detail)
+            res.events = count
             res.streams = len(heads)
             return res
-        heads[stream] = (version, stored_hash)
-        last_recorded = env["recorded_at"]
-        frontier.append(merkle.leaf_hash(bytes.fromhex(stored_hash)))
-        window.append((frontier.size, frontier.copy()))
+        heads[stream] = (version, stored_hash, sid)
+        last_recorded = recorded_at
+        # The Merkle frontier, inline (merkle.Frontier.append, without the per-leaf objects):
+        # the stack holds one perfect-subtree root per set bit of count, largest first.
+        node = leaf = sha256(b"\x00" + fromhex(stored_hash)).digest()
+        n = count
+        while n & 1:
+            node = sha256(b"\x01" + stack.pop() + node).digest()
+            n >>= 1
+        stack.append(node)
+        count += 1
+        leaves.append(leaf)
         positions.append(pos)
-        res.events += 1
+        if not count % SNAPSHOT_EVERY:
+            snapshots.append((count, tuple(stack)))
+    res.events = count
+    ev_name = event_id(stream, version) if count else "?"
     res.streams = len(heads)
-    res.unsealed = res.events - sealed_through
+    res.unsealed = count - sealed_through
     if trusted_keys and active_key is not None and keys[active_key] not in trusted_keys:
         res.failure = Failure(pos, "ledger/main", "bad signature",
                               f"the ledger's active key {active_key[:16]}… is not a trusted key")
@@ -243,6 +271,40 @@ def verify_rows(
             f"{res.last_checkpoint_size}",
         )
     return res
+
+
+class _Tree:
+    """The Merkle tree so far as a frontier (one subtree root per set bit of its size) and,
+    for the last :data:`FRONTIER_WINDOW` events, their leaf hashes and positions plus a
+    frontier snapshot every :data:`SNAPSHOT_EVERY` events: a checkpoint that covers fewer
+    events than precede it is checked against the tree at its size, rebuilt from the
+    snapshot before that size, without copying the frontier after every event."""
+
+    def __init__(self) -> None:
+        self.stack: list[bytes] = []
+        self.leaves: deque[bytes] = deque(maxlen=FRONTIER_WINDOW + SNAPSHOT_EVERY)
+        self.positions: deque[int] = deque(maxlen=FRONTIER_WINDOW)
+        self.snapshots: deque[tuple[int, tuple[bytes, ...]]] = deque(
+            [(0, ())], maxlen=FRONTIER_WINDOW // SNAPSHOT_EVERY + 2)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @staticmethod
+    def frontier(size: int, stack: Sequence[bytes]) -> merkle.Frontier:
+        sizes = [1 << b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+        return merkle.Frontier(size, list(zip(sizes, stack, strict=True)))
+
+    def frontier_at(self, size: int, current: int) -> merkle.Frontier:
+        """The frontier after ``size`` of the ``current`` events (``current - size`` less
+        than ``len(self)``)."""
+        if size == current:
+            return self.frontier(size, self.stack)
+        base = self.frontier(*next(s for s in reversed(self.snapshots) if s[0] <= size))
+        offset = len(self.leaves) - current - 1  # leaves[k + offset] is leaf number k
+        for k in range(base.size + 1, size + 1):
+            base.append(self.leaves[k + offset])
+        return base
 
 
 def _check_rotation(p: dict[str, Any], keys: dict[str, bytes], active_key: str | None,
@@ -260,8 +322,7 @@ def _check_rotation(p: dict[str, Any], keys: dict[str, bytes], active_key: str |
 
 
 def _check_checkpoint(
-    p: dict[str, Any], before: int, frontier: merkle.Frontier,
-    window: deque[tuple[int, merkle.Frontier]], positions: deque[int], keys: dict[str, bytes],
+    p: dict[str, Any], before: int, tree: _Tree, keys: dict[str, bytes],
     active_key: str | None, ledger_id: str | None, prev_checkpoint: str | None, what: str,
 ) -> None:
     size = p["tree_size"]
@@ -269,9 +330,9 @@ def _check_checkpoint(
         raise _Fail("truncated", f"{what} covers {size} events but only {before} precede it "
                                  f"({size - before} missing)")
     back = before - size
-    if size and back >= len(window):
+    if size and back >= len(tree):
         raise _Fail("inserted", f"{what} covers {size} events but {before} precede it")
-    snap = frontier if back == 0 else (window[-1 - back][1] if size else merkle.Frontier())
+    snap = tree.frontier_at(size, before) if size else merkle.Frontier()
     root = snap.root().hex()
     if root != p["root"]:
         if back:
@@ -281,6 +342,7 @@ def _check_checkpoint(
         raise _Fail("reordered", f"{what}: Merkle root over the first {size} events is "
                                  f"{_short(root)}, signed root is {_short(p['root'])} (events "
                                  "before it were changed, reordered or replaced)")
+    positions = tree.positions
     if size and positions[-1 - back] != p["last_position"]:
         raise _Fail("inserted", f"{what} ends at position {p['last_position']} but its "
                                 f"{size}th event is at position {positions[-1 - back]}")

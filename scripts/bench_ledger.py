@@ -1,0 +1,465 @@
+"""Issue 5 benchmarks: ingest and verify throughput against their baselines, and memory.
+
+One run on one synthetic county (``claimledger.synth.generate``, the demo's generator):
+
+- **ingest**: the eleven data-match files through ``claimledger.ingest.importer.ingest`` into a
+  fresh SQLite ledger (``init`` first), one application per file as the CLI does;
+- **physical baseline**: raw ``sqlite3`` ``executemany`` of the very rows the ledger stored
+  (originator_id, originator_version, topic, state, read back from its table) into a fresh
+  table with the same primary key, one transaction;
+- **library baseline**: eventsourcing's plain one-``save()``-per-family path for the same
+  events: each family's domain events are decoded from the ledger (untimed) and saved family
+  by family through a plain ``eventsourcing.application.Application`` (default JSON mapper, no
+  cipher) on a fresh SQLite file. It leaves out building, hashing and sealing the events, so
+  it is a floor for that path: the ratio against it is generous to the baseline;
+- **verify**: ``LedgerApp.verify`` (every hash, link, payload digest, Merkle root and the
+  signature of one checkpoint sealed after ingest) against a raw scan
+  (``SELECT state ... ORDER BY rowid``) plus SHA-256 of the same stored bytes;
+- **memory**: peak RSS (``ru_maxrss``) of a separate ``export`` and a separate ``verify``,
+  each in its own process, at two county sizes.
+
+Figures are measurements on the machine at hand, not assertions: the table says PASS or MISS
+against each target of the issue. Usage::
+
+    .venv/bin/python scripts/bench_ledger.py [--families 3000] [--seed 2015] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import io
+import json
+import os
+import platform
+import pstats
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+
+from claimledger.application import Settings, open_app
+from claimledger.domain.family import Family
+from claimledger.ingest.importer import ingest
+from claimledger.ledger.envelope import stream_uuid
+from claimledger.synth import KINDS, generate
+
+#: The issue's targets (benchmark figures, not timed tests).
+INGEST_MIN_EVENTS_PER_S = 25_000
+INGEST_MIN_VS_RAW = 0.6
+INGEST_MIN_VS_EVENTSOURCING = 3.0
+VERIFY_MIN_EVENTS_PER_S = 100_000
+VERIFY_MIN_VS_RAW = 0.5
+MEMORY_MAX_MB = 300
+#: "Flat": the larger county's peak may exceed the smaller's by at most this fraction.
+MEMORY_FLAT_TOLERANCE = 0.25
+DEMO_SEED = 2015
+_FAMILY_CHUNK = 250
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu or platform.processor(),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _settings(db: str, keys: Path, actor: str) -> Settings:
+    return Settings(db=db, key_dir=keys, actor=actor)
+
+
+def _fresh(path: Path) -> Path:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def build_ledger(workdir: Path, families: int, seed: int,
+                 prof: cProfile.Profile | None = None) -> dict[str, Any]:
+    """Synthesise a county, initialise a fresh ledger and ingest the eleven files; only the
+    ingest is timed (and profiled, given ``prof``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    county = generate(workdir / "county", families, seed)
+    path = _fresh(workdir / "ledger.sqlite")
+    db = f"sqlite:///{path}"
+    keys = workdir / "keys"
+    open_app(_settings(db, keys, "admin"), must_exist=False).init(county["authority"])
+    events = 0
+    if prof is not None:
+        prof.enable()
+    t0 = time.perf_counter()
+    for kind in KINDS:
+        app = open_app(_settings(db, keys, "data-officer"))
+        events += ingest(app, kind, workdir / "county" / f"{kind}.csv")["appended"]
+    seconds = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+    return {"db": db, "path": path, "keys": keys, "families": families, "seed": seed,
+            "family_refs": [f["family_ref"] for f in county["family_scenarios"]],
+            "events": events, "seconds": seconds}
+
+
+def raw_sqlite_insert(ledger_path: Path, out: Path) -> dict[str, Any]:
+    """executemany of the ledger's stored rows into a fresh table with the same key."""
+    with sqlite3.connect(ledger_path) as src:
+        rows = src.execute("SELECT originator_id, originator_version, topic, state "
+                           "FROM stored_events ORDER BY rowid").fetchall()
+    conn = sqlite3.connect(_fresh(out))
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # as eventsourcing's SQLite recorder runs
+        conn.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version "
+                     "INTEGER, topic TEXT, state BLOB, PRIMARY KEY (originator_id, "
+                     "originator_version))")
+        t0 = time.perf_counter()
+        with conn:
+            conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
+        seconds = time.perf_counter() - t0
+    finally:
+        conn.close()
+    return {"rows": len(rows), "seconds": seconds}
+
+
+class PlainApp(Application):  # type: ignore[type-arg]
+    """eventsourcing as it comes: default mapper and transcoder, no cipher."""
+
+    name = "plain"
+
+
+def _family_events(ledger: dict[str, Any]) -> Iterator[list[list[Any]]]:
+    """Each family's domain events, decoded from the ledger a chunk of families at a time."""
+    app = open_app(_settings(ledger["db"], ledger["keys"], "admin"))
+    ids = [stream_uuid(Family.stream_name(ref)).hex for ref in ledger["family_refs"]]
+    with sqlite3.connect(ledger["path"]) as conn:
+        for i in range(0, len(ids), _FAMILY_CHUNK):
+            chunk = ids[i: i + _FAMILY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            by_family: dict[str, list[Any]] = {}
+            for oid, version, topic, state in conn.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM stored_events "
+                f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                chunk,
+            ):
+                stored = StoredEvent(uuid.UUID(oid), version, topic, state)
+                by_family.setdefault(oid, []).append(app.mapper.to_domain_event(stored))
+            yield list(by_family.values())
+
+
+def eventsourcing_save_per_family(ledger: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The same events saved through a plain eventsourcing Application, one save() per
+    family (one transaction each); only the saving is timed."""
+    _fresh(out)
+    plain = PlainApp(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                          "SQLITE_DBNAME": str(out)})
+    events = families = 0
+    seconds = 0.0
+    for chunk in _family_events(ledger):
+        t0 = time.perf_counter()
+        for family_events in chunk:
+            plain.save(*family_events)
+        seconds += time.perf_counter() - t0
+        families += len(chunk)
+        events += sum(len(e) for e in chunk)
+    return {"events": events, "families": families, "seconds": seconds}
+
+
+def raw_scan_sha256(ledger_path: Path) -> dict[str, Any]:
+    """SELECT state in ledger order and SHA-256 each: the floor under any verify."""
+    conn = sqlite3.connect(ledger_path)
+    try:
+        t0 = time.perf_counter()
+        n = 0
+        sha256 = hashlib.sha256
+        for (state,) in conn.execute("SELECT state FROM stored_events ORDER BY rowid"):
+            sha256(state).digest()
+            n += 1
+        seconds = time.perf_counter() - t0
+    finally:
+        conn.close()
+    return {"rows": n, "seconds": seconds}
+
+
+def verify_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
+    """LedgerApp.verify as the `verify` command runs it (with the master key at hand, so
+    every sealed payload is decrypted and its digest checked)."""
+    t0 = time.perf_counter()
+    result = open_app(_settings(ledger["db"], ledger["keys"], "admin")).verify()
+    seconds = time.perf_counter() - t0
+    return {"events": result.events, "ok": result.ok, "checkpoints": result.checkpoints,
+            "unchecked_payloads": result.unchecked_payloads, "seconds": seconds,
+            "failure": result.reasons}
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
+                      workdir: Path | None = None, repeat: int = 3) -> dict[str, Any]:
+    """Ingest a county and verify it, with both baselines, in one run.
+
+    Baselines and verify are timed ``repeat`` times (best run kept); ingest once (it builds
+    the ledger the rest measures). Returns plain data: events/s and ratios per figure.
+    """
+    work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
+    ledger = build_ledger(work / f"county-{families}", families, seed)
+    open_app(_settings(ledger["db"], ledger["keys"], "admin")).seal()
+    raw = _best([raw_sqlite_insert(ledger["path"], work / "raw.sqlite") for _ in range(repeat)])
+    lib = eventsourcing_save_per_family(ledger, work / "plain.sqlite")
+    scan = _best([raw_scan_sha256(ledger["path"]) for _ in range(repeat)])
+    ver = _best([verify_ledger(ledger) for _ in range(repeat)])
+    ingest_rate = _rate(ledger["events"], ledger["seconds"])
+    raw_rate = _rate(raw["rows"], raw["seconds"])
+    lib_rate = _rate(lib["events"], lib["seconds"])
+    verify_rate = _rate(ver["events"], ver["seconds"])
+    scan_rate = _rate(scan["rows"], scan["seconds"])
+    return {
+        "workdir": str(work),
+        "families": families,
+        "seed": seed,
+        "ledger": ledger["db"],
+        "ingest": {"events": ledger["events"], "seconds": ledger["seconds"],
+                   "events_per_s": ingest_rate},
+        "raw_sqlite": {**raw, "events_per_s": raw_rate},
+        "eventsourcing": {**lib, "events_per_s": lib_rate},
+        "verify": {**ver, "events_per_s": verify_rate},
+        "raw_scan": {**scan, "events_per_s": scan_rate},
+        "ratios": {"ingest_vs_raw_sqlite": ingest_rate / raw_rate,
+                   "ingest_vs_eventsourcing": ingest_rate / lib_rate,
+                   "verify_vs_raw_scan": verify_rate / scan_rate},
+    }
+
+
+_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from claimledger.application import Settings, open_app
+
+def peak_kib():
+    # VmHWM: this process's own peak. ru_maxrss would do, except that in a child started by
+    # fork/vfork + exec it also carries the parent's peak across the exec.
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+db, keys, what, out = sys.argv[1:5]
+app = open_app(Settings(db=db, key_dir=Path(keys), actor="admin"))
+app.ledger()
+r = {"events": 0, "ok": True, "startup_kib": peak_kib()}
+if what == "export":
+    r["events"] = app.export(Path(out))["exported"]
+elif what == "verify":
+    v = app.verify()
+    r.update(events=v.events, ok=v.ok)
+r["peak_kib"] = peak_kib()
+print(json.dumps(r))
+"""
+
+
+def peak_rss(db: str, keys: Path, what: str, out: Path) -> dict[str, Any]:
+    """Run ``export`` or ``verify`` of a ledger in a fresh interpreter; its own peak resident
+    set size in MB, and what it held after start-up (imports, open ledger) before the work."""
+    proc = subprocess.run([sys.executable, "-c", _CHILD, db, str(keys), what, str(out)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} subprocess failed: {proc.stderr.strip()[-500:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"events": r["events"], "ok": r["ok"], "peak_mb": r["peak_kib"] / 1024,
+            "startup_mb": r["startup_kib"] / 1024}
+
+
+def run_memory(sizes: tuple[int, ...] = (750, 3000), seed: int = DEMO_SEED,
+               workdir: Path | None = None, ledgers: dict[int, dict[str, Any]] | None = None
+               ) -> dict[str, Any]:
+    """Peak RSS of export and verify, each in its own process, per county size. ``ledgers``
+    may supply already-built ledgers by size (from :func:`run_ingest_verify`)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
+    out: dict[str, Any] = {"sizes": []}
+    for families in sizes:
+        ledger = (ledgers or {}).get(families) or build_ledger(
+            work / f"county-{families}", families, seed)
+        db, keys = ledger["db"], ledger["keys"]
+        row: dict[str, Any] = {"families": families}
+        for what in ("export", "verify"):
+            row[what] = peak_rss(db, keys, what, work / f"export-{families}.jsonl")
+        row["events"] = row["verify"]["events"]
+        (work / f"export-{families}.jsonl").unlink(missing_ok=True)
+        out["sizes"].append(row)
+    return out
+
+
+def _ledger_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The ledger a :func:`run_ingest_verify` result measured, for :func:`run_memory`."""
+    path = Path(result["ledger"].removeprefix("sqlite:///"))
+    return {"db": result["ledger"], "path": path, "keys": path.parent / "keys"}
+
+
+def run(families: int = 3000, seed: int = DEMO_SEED, memory_sizes: tuple[int, ...] | None = None,
+        workdir: Path | None = None, repeat: int = 3) -> dict[str, Any]:
+    """Everything: throughput at ``families`` and memory at two sizes (by default a quarter
+    of the county and the county itself, whose ledger is reused)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
+    result = run_ingest_verify(families, seed, work, repeat)
+    sizes = memory_sizes or (max(families // 4, 1), families)
+    result["memory"] = run_memory(sizes, seed, work, {families: _ledger_of(result)})
+    result["machine"] = machine()
+    result["targets"] = targets(result)
+    return result
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each of the issue's targets with the measured figure and PASS or MISS."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float, target: float, ok: bool, unit: str) -> None:
+        rows.append({"target": name, "measured": measured, "required": target, "unit": unit,
+                     "verdict": "PASS" if ok else "MISS"})
+
+    ing, ver, ratios = r["ingest"], r["verify"], r["ratios"]
+    add("ingest events/s", ing["events_per_s"], INGEST_MIN_EVENTS_PER_S,
+        ing["events_per_s"] >= INGEST_MIN_EVENTS_PER_S, "events/s")
+    add("ingest / raw SQLite executemany", ratios["ingest_vs_raw_sqlite"], INGEST_MIN_VS_RAW,
+        ratios["ingest_vs_raw_sqlite"] >= INGEST_MIN_VS_RAW, "x")
+    add("ingest / eventsourcing save() per family", ratios["ingest_vs_eventsourcing"],
+        INGEST_MIN_VS_EVENTSOURCING,
+        ratios["ingest_vs_eventsourcing"] >= INGEST_MIN_VS_EVENTSOURCING, "x")
+    add("verify events/s", ver["events_per_s"], VERIFY_MIN_EVENTS_PER_S,
+        ver["events_per_s"] >= VERIFY_MIN_EVENTS_PER_S and ver["ok"], "events/s")
+    add("verify / raw scan + SHA-256", ratios["verify_vs_raw_scan"], VERIFY_MIN_VS_RAW,
+        ratios["verify_vs_raw_scan"] >= VERIFY_MIN_VS_RAW, "x")
+    mem = r.get("memory")
+    if mem and mem["sizes"]:
+        peak = max(max(s["export"]["peak_mb"], s["verify"]["peak_mb"]) for s in mem["sizes"])
+        add("peak RSS of export / verify", peak, MEMORY_MAX_MB, peak < MEMORY_MAX_MB, "MB")
+        if len(mem["sizes"]) >= 2:
+            small, large = mem["sizes"][0], mem["sizes"][-1]
+            growth = max(_work_mb(large[w]) / _work_mb(small[w]) - 1 for w in ("export", "verify"))
+            add(f"memory flat: growth of the peak above start-up, {small['events']:,} -> "
+                f"{large['events']:,} events", growth, MEMORY_FLAT_TOLERANCE,
+                growth <= MEMORY_FLAT_TOLERANCE, "fraction")
+    return rows
+
+
+def _work_mb(m: dict[str, Any]) -> float:
+    """What the work itself added to the process's peak (at least 1 MB: page-size noise)."""
+    return max(m["peak_mb"] - m["startup_mb"], 1.0)
+
+
+def format_table(r: dict[str, Any]) -> str:
+    """The figures and the targets as plain text (markdown tables)."""
+    def num(x: float) -> str:
+        return f"{x:,.0f}"
+
+    lines = [f"claimledger benchmarks: {r['families']} families (seed {r['seed']}), "
+             f"{num(r['ingest']['events'])} ingested events"]
+    m = r.get("machine")
+    if m:
+        lines.append(f"machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, "
+                     f"SQLite {m['sqlite']}, load average {m['load_average']}")
+    lines += ["", "| measurement | events | seconds | events/s |", "|---|---:|---:|---:|"]
+    for label, key, n in (
+        ("ingest (importer, 11 files, fresh SQLite ledger)", "ingest", "events"),
+        ("raw sqlite3 executemany of the stored rows", "raw_sqlite", "rows"),
+        ("eventsourcing, one save() per family", "eventsourcing", "events"),
+        ("verify (hashes, links, digests, Merkle, signature)", "verify", "events"),
+        ("raw scan + SHA-256 of the stored bytes", "raw_scan", "rows"),
+    ):
+        f = r[key]
+        lines.append(f"| {label} | {num(f[n])} | {f['seconds']:.2f} | {num(f['events_per_s'])} |")
+    mem = r.get("memory")
+    if mem:
+        lines += ["", "| county | events | after start-up MB | export peak MB | "
+                      "verify peak MB |", "|---:|---:|---:|---:|---:|"]
+        for s in mem["sizes"]:
+            lines.append(f"| {s['families']} families | {num(s['events'])} | "
+                         f"{s['verify']['startup_mb']:.0f} | {s['export']['peak_mb']:.0f} | "
+                         f"{s['verify']['peak_mb']:.0f} |")
+    lines += ["", "| target | measured | required | verdict |", "|---|---:|---:|---|"]
+    for t in r.get("targets") or targets(r):
+        if t["unit"] == "x":
+            meas, req = f"{t['measured']:.2f} x", f">= {t['required']} x"
+        elif t["unit"] == "MB":
+            meas, req = f"{t['measured']:.0f} MB", f"< {t['required']} MB"
+        elif t["unit"] == "fraction":
+            meas, req = f"+{t['measured']:.0%}", f"<= +{t['required']:.0%}"
+        else:
+            meas, req = num(t["measured"]), f">= {num(t['required'])}"
+        lines.append(f"| {t['target']} | {meas} | {req} | {t['verdict']} |")
+    return "\n".join(lines)
+
+
+def profile(families: int, seed: int, workdir: Path, top: int = 30) -> str:
+    """cProfile of ingest and of verify on a county: where the time goes (by own time)."""
+    ingest_prof, verify_prof = cProfile.Profile(), cProfile.Profile()
+    ledger = build_ledger(workdir / f"profile-{families}", families, seed, ingest_prof)
+    verify_prof.enable()
+    verify_ledger(ledger)
+    verify_prof.disable()
+    out = []
+    for name, prof in (("ingest", ingest_prof), ("verify", verify_prof)):
+        path = workdir / f"{name}.prof"
+        prof.dump_stats(str(path))
+        buf = io.StringIO()
+        pstats.Stats(str(path), stream=buf).sort_stats("tottime").print_stats(top)
+        out.append(f"== {name}: top {top} functions by own time ({path})\n{buf.getvalue()}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", type=int, default=3000,
+                    help="county size (default 3000, the demo county)")
+    ap.add_argument("--seed", type=int, default=DEMO_SEED, help="synth seed (default 2015)")
+    ap.add_argument("--memory-families", type=int, nargs="+", metavar="N",
+                    help="county sizes for the memory figures (default: a quarter and all)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of verify and the baselines, best kept (default 3)")
+    ap.add_argument("--workdir", type=Path, help="keep ledgers here (default: a temp dir)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead: cProfile ingest and verify, print the top functions")
+    args = ap.parse_args(argv)
+    if args.families < 1 or args.repeat < 1:
+        ap.error("--families and --repeat must be at least 1")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ledger-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        print(profile(args.families, args.seed, work))
+        return 0
+    sizes = tuple(args.memory_families) if args.memory_families else None
+    result = run(args.families, args.seed, sizes, work, args.repeat)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(format_table(result))
+        print(f"\nledgers kept in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
