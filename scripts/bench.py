@@ -208,8 +208,22 @@ def bench_explain_target(work: Path, settings: Settings, runs: int, out: Out) ->
             "target_replay_p50_ms": round(_pct(base, 50), 3)}
 
 
+def bench_ledger(args: argparse.Namespace, out: Out) -> dict[str, Any]:
+    """Issue 5: ingest vs raw SQLite and eventsourcing, verify vs a raw scan, peak RSS.
+
+    The county is the demo's (``--ledger-families``, default 3,000); see bench_ledger.py.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_ledger
+
+    r = bench_ledger.run(args.ledger_families, args.seed, repeat=args.rounds)
+    out(bench_ledger.format_table(r))
+    return r
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, Out], dict[str, Any]]] = {
     "evaluate": bench_evaluate,
+    "ledger": bench_ledger,
 }
 
 
@@ -223,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", type=int, default=0,
                         help="stop submitting after this many claims (0: every claimable)")
     parser.add_argument("--explain-runs", type=int, default=300)
+    parser.add_argument("--ledger-families", type=int, default=3000,
+                        help="county size for the ledger section (the demo's 3,000)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     out: Out = (lambda _line: None) if args.json else print
