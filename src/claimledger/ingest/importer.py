@@ -1,10 +1,16 @@
 """Append one data-match file to the ledger: all of it in one transaction, or none of it.
 
-The file is parsed completely first, then only the families it touches are replayed (plus,
-for member-keyed kinds, a topic-filtered scan of ``Family.MemberAdded`` for the ledger-wide
-member index). Events are built through the :class:`Family` aggregate, so each is sealed
-into its stream's hash chain as usual, and written with one ``insert_stored`` call: one
-transaction instead of one save per family, which is what makes bulk loads fast.
+The file is parsed completely first. Then, in one consistent read of the ledger, each family
+it touches is loaded with only what appending this kind needs, never its whole stream: the
+head (last version and hash, from the clear envelope), whether it is registered and erased,
+its members where the kind checks them, and the row keys and natural-key index of this
+kind's events and of corrections (member-keyed kinds first read the ledger-wide member
+index, in the same pass). Cost follows what the file touches, not the ledger's history.
+
+Each row then becomes the very record ``Family`` would trigger and ``SealedMapper`` store
+(sealed into its stream's hash chain by :func:`~claimledger.ledger.envelope.seal` from the
+head), without an event object per row, and everything is written with one
+``insert_stored`` call: one transaction instead of one save per family.
 
 Every event carries its provenance: the file's SHA-256, the row's line number and
 ``row_key`` = SHA-256 over the kind and the row's canonical values. A row whose key the
@@ -16,53 +22,50 @@ same pupil and term, say) with different values appends a ``Family.Corrected`` n
 record's current version instead of a second record; two such rows in one file contradict
 each other and reject the file.
 
-Nothing reaches the database until every row has passed: events are mapped to their stored
-form (which seals family payloads and may create a family's data key) only after the last
-row is checked, and then inserted in one transaction.
+Nothing reaches the database until every row has passed: a new family's payloads are
+encrypted (which creates its data key) only after the last row is checked, and the events
+are then inserted in one transaction. Another writer appending to a family meanwhile takes
+a version this file also takes, so one of the two inserts fails with ConflictError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import hashlib
 import io
+import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
-from ..domain.base import AppendContext, iso_utc
 from ..domain.family import Family
-from ..errors import InputError, UsageError
-from ..ledger.canonical import canonical
-from ..ledger.envelope import event_id, stream_uuid
-from ..persistence import event_from_record
-from .schemas import KINDS, PROVENANCE, SCHEMAS, BadCell, Schema
+from ..errors import ConflictError, InputError, UsageError
+from ..ledger.canonical import canonical, loads
+from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
+from .schemas import KINDS, SCHEMAS, BadCell, Schema
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
 
 Progress = Callable[[int], Any]
 PROGRESS_EVERY = 1000
-_PAGE = 5000
 _IN_CHUNK = 500
 _MEMBER_TOPIC = get_topic(Family.MemberAdded)
+_REGISTERED = Family.Registered.__qualname__
+_MEMBER = Family.MemberAdded.__qualname__
 _CORRECTED = Family.Corrected.__qualname__
 _ERASED = Family.Erased.__qualname__
-
-
-@dataclass(frozen=True)
-class BatchContext(AppendContext):
-    """The command's context with its ISO clock reading formatted once, not once per event."""
-
-    @cached_property
-    def recorded_at_iso(self) -> str:  # type: ignore[override]
-        return iso_utc(self.recorded_at)
+_CORRECTED_TOPIC = get_topic(Family.Corrected)
 
 
 def ingest(
@@ -85,16 +88,17 @@ def ingest(
     except OSError as e:
         raise InputError(name, None, None, f"cannot read file: {e.strerror or e}") from None
     sha = hashlib.sha256(data).hexdigest()
-    rows, syntax_error = parse_file(schema, name, data)
-    batch = Batch(app, schema, path, sha)
-    batch.build(rows, progress)  # raises the first bad reference before a later syntax error
-    if syntax_error is not None:
-        raise syntax_error
-    # Only now, with every row checked, are events mapped: mapping seals family payloads and
-    # may create a family's data key, which a rejected file must not leave behind.
-    stored = [app.mapper.to_stored_event(ev) for ev in batch.events]
-    if stored:
-        app.insert_stored(stored)
+    with _collector_paused():
+        rows, syntax_error = parse_file(schema, name, data)
+        batch = Batch(app, schema, path, sha)
+        batch.build(rows, progress)  # the first bad reference, before a later syntax error
+        if syntax_error is not None:
+            raise syntax_error
+        # Only now, with every row checked, are payloads encrypted: that may create a
+        # family's data key, which a rejected file must not leave behind.
+        stored = batch.stored_events()
+        if stored:
+            app.insert_stored(stored)
     return {
         "kind": kind,
         "file": name,
@@ -105,6 +109,23 @@ def ingest(
         "corrected": batch.corrected,
         "families_touched": len(batch.touched),
     }
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a file is loaded, then as it was.
+
+    A file becomes hundreds of thousands of small dicts, strings and tuples, none in a
+    reference cycle (reference counting frees them all); left on, the collector would walk
+    the growing heap again and again for nothing: about a fifth of a large file's time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def count_rows(path: str | Path) -> int:
@@ -166,46 +187,144 @@ def parse_file(
             return rows, InputError(name, start, e.column, e.reason)
 
 
-def select_streams(app: LedgerApp, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[StoredEvent]]:
-    """Every stored event of the given streams, by stream in version order: a few queries
-    for thousands of families instead of one each."""
-    out: dict[uuid.UUID, list[StoredEvent]] = {}
-    rec: Any = app.recorder
-    for i in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[i: i + _IN_CHUNK]
-        if app.location.backend == "sqlite":
-            marks = ",".join("?" * len(chunk))
-            sql = (f"SELECT originator_id, originator_version, topic, state FROM "
-                   f"{rec.events_table_name} WHERE originator_id IN ({marks}) "
-                   "ORDER BY originator_id, originator_version")
-            with rec.datastore.transaction(commit=False) as c:
-                c.execute(sql, [u.hex for u in chunk])
-                rows = [(uuid.UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
-        else:
-            from psycopg.sql import SQL, Identifier
+class LedgerView:
+    """Filtered reads of the events table, on SQLite or PostgreSQL, inside :meth:`snapshot`.
 
-            sql = SQL("SELECT originator_id, originator_version, topic, state FROM "
-                      "{schema}.{table} WHERE originator_id = ANY(%s) "
-                      "ORDER BY originator_id, originator_version").format(
-                schema=Identifier(rec.datastore.schema or "public"),
-                table=Identifier(rec.events_table_name))
-            with rec.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(sql, [chunk])
-                rows = [(r["originator_id"], r["originator_version"], r["topic"],
-                         bytes(r["state"])) for r in curs.fetchall()]
-        for oid, version, topic, state in rows:
-            out.setdefault(oid, []).append(StoredEvent(oid, version, topic, state))
-    return out
+    Each read is a few queries however many families a file touches (ids go in chunks of
+    ``_IN_CHUNK``): the head (last event) of each stream, the events of some topics of each
+    stream, or of every stream in ledger order. All the reads of one snapshot see the
+    ledger as of one moment, so a head and the events read with it agree; another writer's
+    later append to the same stream then collides with this file's next version (a
+    ConflictError at insert) rather than going unseen.
+    """
+
+    def __init__(self, app: LedgerApp):
+        rec: Any = app.recorder
+        self.datastore = rec.datastore
+        self.sqlite = app.location.backend == "sqlite"
+        if self.sqlite:
+            self.table = rec.events_table_name
+            self.position = "rowid"
+        else:
+            self.table = f'"{rec.datastore.schema or "public"}"."{rec.events_table_name}"'
+            self.position = "notification_id"
+        self._cursor: Any = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[LedgerView]:
+        """One read transaction (SQLite's is a snapshot; PostgreSQL's is made one)."""
+        with self.datastore.transaction(commit=False) as c:
+            if not self.sqlite:
+                c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            self._cursor = c
+            try:
+                yield self
+            finally:
+                self._cursor = None
+
+    def key(self, uid: uuid.UUID) -> Any:
+        """How the backend returns an originator id: hex text on SQLite, a UUID on PostgreSQL."""
+        return uid.hex if self.sqlite else uid
+
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        if self.sqlite:
+            return f"{column} IN ({','.join('?' * len(values))})", values
+        return f"{column} = ANY(%s)", [values]
+
+    def _rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        c = self._cursor
+        assert c is not None, "read inside snapshot()"
+        c.execute(sql, params)
+        rows = c.fetchall()
+        if self.sqlite:
+            return rows  # type: ignore[no-any-return]
+        return [tuple(r.values()) for r in rows]  # psycopg's rows are dicts here
+
+    def heads(self, ids: list[uuid.UUID]) -> dict[Any, tuple[int, bytes]]:
+        """Stream key -> (version, state) of its last event (streams with none left out)."""
+        out: dict[Any, tuple[int, bytes]] = {}
+        table = self.table
+        for i in range(0, len(ids), _IN_CHUNK):
+            where, params = self._in("originator_id", [self.key(u) for u in ids[i: i + _IN_CHUNK]])
+            # The MAX per stream comes from the primary key's index alone; only the head rows
+            # themselves are then read.
+            sql = (f"SELECT e.originator_id, e.originator_version, e.state FROM {table} e "
+                   f"JOIN (SELECT originator_id AS o, MAX(originator_version) AS v "
+                   f"FROM {table} WHERE {where} GROUP BY originator_id) m "
+                   "ON e.originator_id = m.o AND e.originator_version = m.v")
+            for oid, version, state in self._rows(sql, params):
+                out[oid] = (version, bytes(state))
+        return out
+
+    def events(
+        self, ids: list[uuid.UUID], topics: list[str]
+    ) -> dict[Any, list[tuple[int, str, bytes]]]:
+        """Stream key -> its events of ``topics`` as (version, topic, state), in version order."""
+        out: dict[Any, list[tuple[int, str, bytes]]] = {}
+        topic_where, topic_params = self._in("topic", topics)
+        for i in range(0, len(ids), _IN_CHUNK):
+            where, params = self._in("originator_id", [self.key(u) for u in ids[i: i + _IN_CHUNK]])
+            sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
+                   f"WHERE {where} AND {topic_where} ORDER BY originator_id, originator_version")
+            for oid, version, topic, state in self._rows(sql, params + topic_params):
+                out.setdefault(oid, []).append((version, topic, bytes(state)))
+        return out
+
+    def scan(self, topics: list[str]) -> list[tuple[Any, int, str, bytes]]:
+        """(stream key, version, topic, state) of every event of ``topics``, in ledger order."""
+        where, params = self._in("topic", topics)
+        sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
+               f"WHERE {where} ORDER BY {self.position}")
+        return [(o, v, t, bytes(s)) for o, v, t, s in self._rows(sql, params)]
 
 
 # --- resolving and building ---------------------------------------------------------------
-@dataclass
+def _compact(data: bytes) -> bytes:
+    """A right-sized copy of orjson's output, which is kept until the insert.
+
+    orjson returns its bytes in the block it grew them in (several KiB for a ~1 KiB record),
+    and a kept one strands the rest of that block: a large file's records would take about
+    seven times their size in fresh, page-faulting memory. The copy costs far less.
+    """
+    return bytes(memoryview(data))
+
+
+def _getter(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of ``columns`` of a row, always as a tuple (itemgetter's are not for one)."""
+    if not columns:
+        return lambda row: ()
+    if len(columns) == 1:
+        only = columns[0]
+        return lambda row: (row[only],)
+    return itemgetter(*columns)
+
+
+def _same(value: dict[str, Any]) -> dict[str, Any]:
+    """The value as it is: a row whose columns are all stored is its own payload (rows are
+    never changed), and a record is stored as it is when the ledger seals nothing."""
+    return value
+
+
+@dataclass(eq=False, slots=True)
 class FamilyState:
-    """What ingest needs to know of one family's stream, replayed from the ledger."""
+    """What ingest needs to know of one family's stream, and its head as this file extends it.
+
+    ``registered`` (the Registered payload: None if the family is not in the ledger) and
+    ``members`` are what the ledger held before this file (``members`` only for the kinds
+    that check it); ``version`` and ``head_hash`` start at the stream's last event and move
+    with each event this file appends, which is all appending needs from the stream.
+    """
 
     ref: str
-    agg: Family | None = None
+    uid: uuid.UUID
+    stream: str
+    registered: dict[str, Any] | None = None
+    members: set[str] = field(default_factory=set)
+    version: int = 0
+    head_hash: str = GENESIS
     erased: bool = False
+    #: The family's data key exists: its events can be encrypted as they are built.
+    keyed: bool = False
     row_keys: set[str] = field(default_factory=set)
     #: natural key -> (event id of the record's current version, its values)
     current: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict)
@@ -220,7 +339,7 @@ class Member:
 
 
 class Batch:
-    """The events one file appends, built row by row against the replayed families."""
+    """The events one file appends, built row by row against the families it touches."""
 
     def __init__(self, app: LedgerApp, schema: Schema, path: Path, sha: str):
         self.app = app
@@ -231,71 +350,153 @@ class Batch:
         self.kind = schema.kind
         self.event_class = schema.event
         self.qualname = self.event_class.__qualname__
+        self.topic = get_topic(self.event_class)
         self.payload_columns = schema.payload_columns
         nk = schema.natural_key
         if nk is not None and self.kind != "families":
             nk = tuple(c for c in nk if c != "family_ref")  # implied by the stream
         self.key_columns = nk
+        self.by_member = schema.ref == "member_ref"
+        #: The row's natural key (a tuple) and its stored values, without a per-row loop.
+        self.key_of = None if nk is None else _getter(nk)
+        if self.payload_columns == schema.header:
+            self.payload_of: Callable[[dict[str, Any]], dict[str, Any]] = _same
+        else:
+            columns = self.payload_columns
+            values = _getter(columns)
+            self.payload_of = lambda row: dict(zip(columns, values(row), strict=True))
+        self.view = LedgerView(app)
+        #: Kinds naming a family's member beside the family: the member must be in it.
+        self.check_members = self.kind in ("indicators", "attestations")
+        wanted: list[type] = [Family.Erased, Family.Corrected, self.event_class]
+        if schema.ref == "family_ref":
+            wanted.append(Family.Registered)
+        if self.check_members:
+            wanted.append(Family.MemberAdded)
+        self.topics = sorted({get_topic(c) for c in wanted})
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
-        #: Every event built so far, in row order (taken from the aggregates' pending lists).
-        self.events: list[Any] = []
+        #: Every event built so far, in row order. An event of a family that has a data key
+        #: is stored (payload encrypted) at once; one of a new family stays a record, hash
+        #: chained but not yet encrypted, since that creates the family's key: see
+        #: :meth:`stored_events`.
+        self.events: list[StoredEvent | tuple[uuid.UUID, int, str, dict[str, Any]]] = []
+        keys = app.mapper.keys  # type: ignore[attr-defined]
+        #: How SealedMapper turns a record into what is stored (payloads sealed, or as is).
+        self.seal_record: Callable[[dict[str, Any]], dict[str, Any]] = (
+            keys.seal_record if keys is not None else _same)
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
+        self.actor = ""
+        self.recorded_at = ""
+        self.new_salt: Callable[[], bytes] = os.urandom
 
     # --- loading ------------------------------------------------------------------------
-    def load_members(self) -> dict[str, Member]:
-        """member_ref -> family, from every MemberAdded in the ledger (one filtered scan)."""
+    def load(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        """The member index (when the kind needs it) and every family the rows touch, read
+        in one snapshot of the ledger.
+
+        For the member-keyed kinds one pass over the ledger's MemberAdded, Erased, Corrected
+        and this kind's events serves both: MemberAdded gives the index, which names the
+        families touched, and those families' other events are taken from the same pass.
+        """
+        view = self.view
+        with view.snapshot():
+            if self.by_member:
+                member_events: list[bytes] = []
+                by_stream: dict[Any, list[tuple[int, str, bytes]]] = {}
+                for oid, version, topic, state in view.scan(
+                        sorted({_MEMBER_TOPIC, *self.topics})):
+                    if topic == _MEMBER_TOPIC:
+                        member_events.append(state)
+                    else:
+                        by_stream.setdefault(oid, []).append((version, topic, state))
+                members = self.members = self.member_index(member_events)
+                refs = {m.family_ref for _, r in rows if (m := members.get(r["member_ref"]))}
+                wanted = self.wanted(refs)
+                heads = view.heads([u for _, u in wanted.values()])
+                events = {k: sorted(by_stream[k]) for k in wanted if k in by_stream}
+            else:
+                if self.kind == "members":
+                    self.members = self.member_index(
+                        [s for _, _, _, s in view.scan([_MEMBER_TOPIC])])
+                wanted = self.wanted({r["family_ref"] for _, r in rows})
+                ids = [u for _, u in wanted.values()]
+                heads = view.heads(ids)
+                events = view.events(ids, self.topics)
+        keys = self.app.mapper.keys  # type: ignore[attr-defined]
+        for k, (ref, uid) in wanted.items():
+            state = self.families[ref] = self.family_state(ref, uid, heads.get(k),
+                                                           events.get(k, ()))
+            state.keyed = state.version > 0 and (keys is None or keys.dek(state.stream) is not None)
+
+    def member_index(self, states: Iterable[bytes]) -> dict[str, Member]:
+        """member_ref -> family, from MemberAdded events (an erased one names nobody)."""
         index: dict[str, Member] = {}
-        rec = self.app.recorder
-        nxt = 1
-        while True:
-            page = rec.select_notifications(nxt, _PAGE, topics=[_MEMBER_TOPIC])
-            if not page:
-                return index
-            for n in page:
-                r = self.app.open_record(n.state)
-                p = r.get("payload")
-                if p is None:  # erased: the member can no longer be named
-                    continue
-                fam = r["envelope"]["stream"].split("/", 1)[1]
-                index[p["member_ref"]] = Member(fam, p["role"], p["birth_date"])
-            nxt = page[-1].id + 1
+        open_record = self.app.keystore.open_record
+        for state in states:
+            r = open_record(loads(state))
+            p = r.get("payload")
+            if p is None:  # erased: the member can no longer be named
+                continue
+            fam = r["envelope"]["stream"].split("/", 1)[1]
+            index[p["member_ref"]] = Member(fam, p["role"], p["birth_date"])
+        return index
 
-    def load_families(self, refs: Iterable[str]) -> None:
-        wanted = {stream_uuid(Family.stream_name(r)): r for r in refs if r not in self.families}
-        streams = select_streams(self.app, list(wanted))
-        for uid, ref in wanted.items():
-            self.families[ref] = self.replay(ref, streams.get(uid, []))
+    def wanted(self, refs: Iterable[str]) -> dict[Any, tuple[str, uuid.UUID]]:
+        """Stream key -> (family_ref, originator id) of each family to load."""
+        key = self.view.key
+        out = {}
+        for ref in refs:
+            uid = stream_uuid(Family.stream_name(ref))
+            out[key(uid)] = (ref, uid)
+        return out
 
-    def replay(self, ref: str, stored: list[StoredEvent]) -> FamilyState:
-        state = FamilyState(ref)
+    def family_state(
+        self, ref: str, uid: uuid.UUID, head: tuple[int, bytes] | None,
+        stored: Iterable[tuple[int, str, bytes]],
+    ) -> FamilyState:
+        """The family as ingest needs it, from its head and its events of ``self.topics``.
+
+        This is what replaying the whole stream into a ``Family`` would give for appending:
+        of Family's events only Registered, MemberAdded and Erased change its state (no
+        other has an ``apply``), and the next event needs only the head's version and hash.
+        (tests/test_ingest.py checks both against ``app.repository.get``.)
+        """
+        state = FamilyState(ref, uid, Family.stream_name(ref))
         by_event: dict[str, tuple[Any, ...]] = {}
-        agg: Any = None
-        for s in stored:
-            rec = self.app.open_record(s.state)
+        open_record = self.app.keystore.open_record
+        qualname = self.qualname
+        for _, _, raw in stored:
+            rec = open_record(loads(raw))
             payload = rec.get("payload")
             env = rec["envelope"]
-            if payload is None or env["type"] == _ERASED:
+            type_ = env["type"]
+            if payload is None or type_ == _ERASED:
                 state.erased = True
                 continue
-            agg = event_from_record(s.topic, s.originator_id, rec).mutate(agg)
+            if type_ == _REGISTERED:
+                state.registered = payload
+            elif type_ == _MEMBER:
+                state.members.add(payload["member_ref"])
             if "row_key" in payload:
                 state.row_keys.add(payload["row_key"])
-            eid = event_id(env["stream"], env["version"])
-            if env["type"] == self.qualname:
-                self._index(state, by_event, eid, payload)
-            elif env["type"] == _CORRECTED:
+            if type_ == qualname:
+                self._index(state, by_event, event_id(env["stream"], env["version"]), payload)
+            elif type_ == _CORRECTED:
+                eid = event_id(env["stream"], env["version"])
                 old = by_event.pop(payload["supersedes"], None)
                 if old is not None and state.current.get(old, ("",))[0] == payload["supersedes"]:
                     del state.current[old]
                 rep = payload.get("replacement") or {}
                 if "row_key" in rep:
                     state.row_keys.add(rep["row_key"])
-                if rep.get("type") == self.qualname:
+                if rep.get("type") == qualname:
                     self._index(state, by_event, eid, rep)
-        state.agg = agg
+        if head is not None:
+            state.version = head[0]
+            state.head_hash = loads(head[1])["hash"]
         return state
 
     def _index(
@@ -315,23 +516,14 @@ class Batch:
     def build(self, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None) -> None:
         if not rows:
             return
-        schema = self.schema
-        by_member = schema.ref == "member_ref"
-        if by_member or self.kind == "members":
-            self.members = self.load_members()
-        if by_member:
-            assert self.members is not None
-            self.load_families(
-                {m.family_ref for _, r in rows if (m := self.members.get(r["member_ref"]))}
-            )
-        else:
-            self.load_families({r["family_ref"] for _, r in rows})
-        base = self.app.context()
-        ctx = BatchContext(base.actor, base.recorded_at, base.new_salt)
+        self.load(rows)
+        ctx = self.app.context()
+        self.actor, self.recorded_at, self.new_salt = ctx.actor, ctx.recorded_at_iso, ctx.new_salt
         seen: set[str] = set()
-        in_file: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
+        in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
         copies: dict[bytes, int] | None = {} if self.key_columns is None else None
+        family_of, add_row, sha256 = self.family_of, self.row, hashlib.sha256
         done = 0
         for line, row in rows:
             content = canonical({"kind": kind_tag, "row": row})
@@ -343,13 +535,13 @@ class Batch:
                 copies[content] = n + 1
                 if n:
                     content = canonical({"kind": kind_tag, "row": row, "copy": n})
-            row_key = hashlib.sha256(content).hexdigest()
-            state = self.family_of(line, row)
+            row_key = sha256(content).hexdigest()
+            state = family_of(line, row)
             if row_key in seen or row_key in state.row_keys:
                 self.skipped += 1
             else:
                 seen.add(row_key)
-                self.row(ctx, line, row, row_key, state, in_file)
+                add_row(line, row, row_key, state, in_file)
             done += 1
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
@@ -358,63 +550,65 @@ class Batch:
 
     def family_of(self, line: int, row: dict[str, Any]) -> FamilyState:
         """The family a row belongs to, checking every reference it makes."""
-        if self.schema.ref == "member_ref":
+        if self.by_member:
             assert self.members is not None
             m = self.members.get(row["member_ref"])
             if m is None:
                 raise self.fail(line, "member_ref", f"unknown member_ref {row['member_ref']!r}: "
                                 "not a member of any registered family")
             state = self.families[m.family_ref]
-            column = "member_ref"
-        else:
-            ref = row["family_ref"]
-            state = self.families[ref]
-            column = "family_ref"
-            if state.agg is None and self.kind != "families" and not state.erased:
-                raise self.fail(line, "family_ref", f"unknown family_ref {ref!r}: not registered "
-                                "in the ledger (ingest its families file first)")
+            if state.erased:
+                raise self.fail(line, "member_ref", f"family {state.ref!r} was erased; "
+                                "nothing more can be recorded for it")
+            return state
+        ref = row["family_ref"]
+        state = self.families[ref]
         if state.erased:
-            raise self.fail(line, column, f"family {state.ref!r} was erased; nothing more can "
-                            "be recorded for it")
-        member = row.get("member_ref")
-        if (self.kind in ("indicators", "attestations") and member is not None
-                and state.agg is not None and member not in state.agg.members):
-            raise self.fail(line, "member_ref",
-                            f"unknown member_ref {member!r}: not a member of family {state.ref!r}")
+            raise self.fail(line, "family_ref", f"family {state.ref!r} was erased; nothing "
+                            "more can be recorded for it")
+        if state.registered is None:
+            if self.kind != "families":
+                raise self.fail(line, "family_ref", f"unknown family_ref {ref!r}: not "
+                                "registered in the ledger (ingest its families file first)")
+        elif self.check_members:
+            member = row["member_ref"]
+            if member is not None and member not in state.members:
+                raise self.fail(line, "member_ref", f"unknown member_ref {member!r}: not a "
+                                f"member of family {state.ref!r}")
         return state
 
     def row(
-        self, ctx: AppendContext, line: int, row: dict[str, Any], row_key: str,
-        state: FamilyState, in_file: dict[tuple[Any, ...], tuple[int, dict[str, Any]]],
+        self, line: int, row: dict[str, Any], row_key: str, state: FamilyState,
+        in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]],
     ) -> None:
-        payload = {c: row[c] for c in self.payload_columns}
+        payload = self.payload_of(row)
         if self.kind == "members":
             self.check_member(line, row, state)
-        if self.key_columns is None:
-            self.append(ctx, state, payload, line, row_key)
+        key_of = self.key_of
+        if key_of is None:
+            self.append(state, payload, line, row_key)
             return
-        key = tuple(row[c] for c in self.key_columns)
-        earlier = in_file.get((state.ref, *key))
+        key = key_of(row)
+        earlier = in_file.get((state.ref, key))
         if earlier is not None:
             names = self.schema.natural_key or ()
             raise self.fail(line, None, f"conflicts with line {earlier[0]}: same "
                             f"{', '.join(names)} ({', '.join(str(row[c]) for c in names)}) "
                             f"with other values ({self.differences(earlier[1], payload)})")
-        in_file[(state.ref, *key)] = (line, payload)
-        if self.kind == "families" and state.agg is not None:
+        in_file[(state.ref, key)] = (line, payload)
+        if self.kind == "families" and state.registered is not None:
             for col in ("authority", "policy_id"):
-                if getattr(state.agg, col) != row[col]:
+                if state.registered[col] != row[col]:
                     raise self.fail(line, col, f"family {state.ref!r} is registered with {col} "
-                                    f"{getattr(state.agg, col)!r}; ingest cannot change it")
+                                    f"{state.registered[col]!r}; ingest cannot change it")
         current = state.current.get(key)
         if current is None:
-            self.append(ctx, state, payload, line, row_key)
-            eid = event_id(state.agg.stream, state.agg.version)  # type: ignore[union-attr]
+            eid = self.append(state, payload, line, row_key)
         elif current[1] == payload:  # the same values under another row key: nothing new
             self.skipped += 1
             return
         else:
-            eid = self.correct(ctx, state, current[0], payload, line, row_key)
+            eid = self.correct(state, current[0], payload, line, row_key)
         state.current[key] = (eid, payload)
 
     def check_member(self, line: int, row: dict[str, Any], state: FamilyState) -> None:
@@ -438,35 +632,65 @@ class Batch:
     def differences(a: dict[str, Any], b: dict[str, Any]) -> str:
         return ", ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in a if a[k] != b[k])
 
-    def append(
-        self, ctx: AppendContext, state: FamilyState, payload: dict[str, Any], line: int,
-        row_key: str,
-    ) -> None:
-        payload["file_sha256"] = self.sha
-        payload["row"] = line
-        payload["row_key"] = row_key
-        if state.agg is None:
-            state.agg = Family.register(ctx, **payload)
-        else:
-            state.agg.record(self.event_class, ctx, **payload)
-        self.keep(state.agg)
-        for p in PROVENANCE:
-            del payload[p]
+    def emit(
+        self, state: FamilyState, type_: str, topic: str, payload: dict[str, Any]
+    ) -> str:
+        """Append one event to the family's stream; return its event id.
 
-    def keep(self, agg: Family) -> None:
-        self.events.append(agg.pending_events.pop())
-        self.touched.add(agg.family_ref)
+        The record is exactly the one ``Family`` would trigger (``ChainedAggregate._append``
+        seals it with :func:`seal` from the stream's head) and ``SealedMapper`` would store,
+        built without an event object per row (tests/test_ingest.py compares the two).
+        """
+        version = state.version + 1
+        sealed = seal(stream=state.stream, version=version, type_=type_,
+                      recorded_at=self.recorded_at, actor=self.actor,
+                      prev_hash=state.head_hash, salt=self.new_salt(), payload=payload)
+        record = {"envelope": sealed.envelope, "hash": sealed.hash, "salt": sealed.salt,
+                  "payload": payload}
+        if state.keyed:
+            self.events.append(StoredEvent(state.uid, version, topic,
+                                           _compact(canonical(self.seal_record(record)))))
+        else:
+            self.events.append((state.uid, version, topic, record))
+        state.version = version
+        state.head_hash = sealed.hash
+        self.touched.add(state.ref)
+        return f"{state.stream}#{version}"  # event_id(stream, version)
+
+    def append(
+        self, state: FamilyState, payload: dict[str, Any], line: int, row_key: str
+    ) -> str:
+        return self.emit(state, self.qualname, self.topic,
+                         {**payload, "file_sha256": self.sha, "row": line, "row_key": row_key})
 
     def correct(
-        self, ctx: AppendContext, state: FamilyState, supersedes: str, payload: dict[str, Any],
-        line: int, row_key: str,
+        self, state: FamilyState, supersedes: str, payload: dict[str, Any], line: int,
+        row_key: str,
     ) -> str:
-        agg = state.agg
-        assert agg is not None
         replacement = {"type": self.qualname, **payload, "file_sha256": self.sha, "row": line,
                        "row_key": row_key}
-        agg.correct(ctx, supersedes=supersedes, reason=f"re-supplied in {self.file_name} "
-                    f"line {line}", replacement=replacement)
-        self.keep(agg)
         self.corrected += 1
-        return event_id(agg.stream, agg.version)
+        return self.emit(state, _CORRECTED, _CORRECTED_TOPIC, {
+            "supersedes": supersedes,
+            "reason": f"re-supplied in {self.file_name} line {line}",
+            "replacement": replacement})
+
+    def stored_events(self) -> list[StoredEvent]:
+        """Every event in its stored form, the rest of the payloads now encrypted.
+
+        Call only once every row has passed: encrypting a new family's payload creates its
+        data key. New keys are written together when the block ends, before the events that
+        need them; a key another writer created for the same new family at the same time
+        collides, which is the same conflict the events would meet.
+        """
+        seal_record = self.seal_record
+        keys = self.app.mapper.keys  # type: ignore[attr-defined]
+        try:
+            with keys.batch() if keys is not None else contextlib.nullcontext():
+                return [e if isinstance(e, StoredEvent)
+                        else StoredEvent(e[0], e[1], e[2], _compact(canonical(seal_record(e[3]))))
+                        for e in self.events]
+        except StoreIntegrityError as e:
+            raise ConflictError(
+                f"another writer created the same family first ({str(e).strip()[:300]}); "
+                "nothing was written, retry the command") from None
