@@ -7,6 +7,7 @@ police), loaded from the small files in ``tests/data/ingest`` the way an admin w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -466,3 +467,181 @@ def test_the_fingerprint_used_for_atomicity_does_see_an_append(county: LedgerApp
     before = fingerprint(county)
     ingest(county, "scores", DATA / "scores.csv")
     assert fingerprint(county) != before
+
+
+# --- what a file reads, and what it writes ---------------------------------------------------
+def opened_records(app: LedgerApp, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every record the app decrypts from here on (the envelope of each, in order)."""
+    seen: list[dict[str, Any]] = []
+    real = app.keystore.open_record
+
+    def spy(rec: dict[str, Any]) -> dict[str, Any]:
+        if "sealed" in rec:
+            seen.append(rec["envelope"])
+        return real(rec)
+
+    monkeypatch.setattr(app.keystore, "open_record", spy)
+    return seen
+
+
+def test_a_later_file_opens_only_its_own_kind_and_what_it_checks_not_the_family_history(
+    make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file costs what it touches, not the history behind it: after a year of data, the
+    spring review's one judgement decrypts two records of WR-0107, not its eighteen."""
+    app = make_app()
+    for kind in ORDER:
+        ingest(app, kind, DATA / f"{kind}.csv")
+    # WR-0107's stream now holds a registration, three members and a year of data matches.
+    assert len(events(app, "WR-0107")) == 18
+    opened = opened_records(app, monkeypatch)
+    # The spring review: a second judgement for WR-0107 only.
+    spring = write(tmp_path, "judgements-2016-06.csv", DESIGN_HEADERS["judgements"] + "\n"
+                   "WR-0107,2016-06-30,LW-Ellis,all,yes,yes,yes,\n")
+    assert ingest(app, "judgements", spring)["appended"] == 1
+
+    # Its registration (is it registered?) and its one earlier judgement (a correction or a
+    # repeat?) are all that is decrypted; the head is read from the clear envelope.
+    assert sorted((e["stream"], e["type"]) for e in opened) == [
+        ("family/WR-0107", "Family.JudgementRecorded"), ("family/WR-0107", "Family.Registered")]
+
+    # A member-keyed file opens the ledger's member index (to find the pupil's family) and
+    # that family's earlier records of the same kind, nothing else.
+    opened.clear()
+    summer = write(tmp_path, "census-summer-2016.csv", ATTENDANCE_HEADER + "\n"
+                   "WR-0107-C1,2016-04-11,2016-07-20,126,3,0,0,no,school,census summer 2016\n")
+    assert ingest(app, "attendance", summer)["appended"] == 1
+    assert sorted({e["type"] for e in opened}) == [
+        "Family.AttendanceRecorded", "Family.MemberAdded"]
+    assert sum(e["type"] == "Family.MemberAdded" for e in opened) == 5  # the whole index
+    assert {e["stream"] for e in opened if e["type"] == "Family.AttendanceRecorded"} == {
+        "family/WR-0107"}
+    assert app.verify().ok
+
+
+def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
+    make_app: MakeApp, tmp_path: Path,
+) -> None:
+    """Ingest reads a family's head and a few of its events instead of replaying it: the
+    version and hash it appends after, its registration and members must be the aggregate's."""
+    from claimledger.domain.base import ChainedAggregate
+    from claimledger.domain.family import Family
+    from claimledger.ingest.importer import Batch
+
+    # The premise: only these Family events change the aggregate beyond version and head.
+    stateful = {name for name, cls in vars(Family).items() if isinstance(cls, type)
+                and issubclass(cls, ChainedAggregate.Event)
+                and cls.apply is not ChainedAggregate.Event.apply}
+    assert stateful == {"MemberAdded", "Erased"}  # Registered sets state through __init__
+
+    app = make_app()
+    for kind in ORDER:
+        ingest(app, kind, DATA / f"{kind}.csv")
+    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
+                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
+    assert ingest(app, "attendance", fixed)["corrected"] == 1
+
+    rows = [(2, {"family_ref": ref}) for ref in ("WR-0107", "WR-0212")]
+    batch = Batch(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
+    batch.load(rows)  # indicators: the kind that reads registration and members both
+    for ref, state in batch.families.items():
+        replayed = app.find(Family, ref)
+        assert replayed is not None
+        assert (state.version, state.head_hash) == (replayed.version, replayed.head_hash)
+        assert state.version == len(events(app, ref))
+        assert state.registered is not None
+        assert {k: state.registered[k] for k in ("family_ref", "authority", "policy_id",
+                                                 "identified_on")} == {
+            "family_ref": replayed.family_ref, "authority": replayed.authority,
+            "policy_id": replayed.policy_id, "identified_on": replayed.identified_on}
+        assert state.members == set(replayed.members)
+        assert not state.erased and not replayed.erased
+
+
+def test_each_record_ingest_writes_is_the_one_the_family_aggregate_and_mapper_would_write(
+    county: LedgerApp, tmp_path: Path,
+) -> None:
+    """Ingest builds stored records directly, without an event object per row: each must
+    equal, field for field, what Family would trigger after the same head, with the same
+    clock, actor and salt, and SealedMapper would store (ciphertexts differ by nonce only)."""
+    from claimledger.application import parse_moment
+    from claimledger.domain.base import AppendContext
+    from claimledger.domain.family import EVENT_FOR_KIND, Family
+    from claimledger.ledger.envelope import stream_uuid
+
+    ingest(county, "attendance", DATA / "attendance.csv")
+    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
+                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
+    ingest(county, "attendance", fixed)
+
+    checked = set()
+    stored = county.recorder.select_events(stream_uuid("family/WR-0107"))
+    for s in stored:
+        rec = county.open_record(s.state)
+        env = rec["envelope"]
+        ctx = AppendContext(env["actor"], parse_moment(env["recorded_at"]),
+                            new_salt=lambda salt=rec["salt"]: bytes.fromhex(salt))
+        event_class = next(c for c in (*EVENT_FOR_KIND.values(), Family.Corrected)
+                           if c.__qualname__ == env["type"])
+        if env["version"] == 1:
+            family = Family.register(ctx, **rec["payload"])
+        else:
+            family = county.repository.get(s.originator_id, version=env["version"] - 1)
+            family.record(event_class, ctx, **rec["payload"])
+        expected = county.mapper.to_stored_event(family.pending_events[-1])
+        assert (expected.originator_id, expected.originator_version, expected.topic) == (
+            s.originator_id, s.originator_version, s.topic)
+        assert county.open_record(expected.state) == rec
+        checked.add(env["type"])
+    assert checked == {"Family.Registered", "Family.MemberAdded",
+                       "Family.AttendanceRecorded", "Family.Corrected"}
+
+
+def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
+    county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two officers load data for WR-0107 at once: the one whose insert comes second finds
+    the versions it built taken, and nothing of its file is written."""
+    from claimledger.errors import ConflictError
+
+    other = open_app(county.settings)
+    scores = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
+                   "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
+    real = county.insert_stored
+
+    def after_the_other_writer(stored: Any) -> None:
+        ingest(other, "scores", scores)  # commits between this file's read and its write
+        real(stored)
+
+    monkeypatch.setattr(county, "insert_stored", after_the_other_writer)
+    before = count_events(county)
+    with pytest.raises(ConflictError):
+        ingest(county, "attendance", DATA / "attendance.csv")
+    assert count_events(county) == before + 1  # the other writer's score, nothing else
+    monkeypatch.undo()
+    assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4  # retried
+    assert county.verify().ok
+
+
+def test_two_writers_registering_the_same_new_family_at_once_conflict_on_its_key(
+    county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other writer's registration of WR-0301 (its data key, then its events) lands while
+    this file's new keys are still unwritten: this file is refused, leaving the other's key."""
+    from claimledger.errors import ConflictError
+
+    other = open_app(county.settings)
+    families = write(tmp_path, "families-2016.csv", DESIGN_HEADERS["families"] + "\n"
+                     f"WR-0301,Worcestershire,{POLICY},2016-02-01\n")
+    real = county.keystore.batch
+
+    @contextlib.contextmanager
+    def other_writer_inside() -> Any:
+        with real():
+            yield  # this file's new keys are created here ...
+            ingest(other, "families", families)  # ... and the other writer commits first
+    monkeypatch.setattr(county.keystore, "batch", other_writer_inside)
+    with pytest.raises(ConflictError, match="another writer created the same family first"):
+        ingest(county, "families", families)
+    assert [r["payload"]["row"] for r in of_type(county, "WR-0301", "Family.Registered")] == [2]
+    assert len(events(county, "WR-0301")) == 1

@@ -309,10 +309,11 @@ def _same(value: dict[str, Any]) -> dict[str, Any]:
 class FamilyState:
     """What ingest needs to know of one family's stream, and its head as this file extends it.
 
-    ``registered`` (the Registered payload: None if the family is not in the ledger) and
-    ``members`` are what the ledger held before this file (``members`` only for the kinds
-    that check it); ``version`` and ``head_hash`` start at the stream's last event and move
-    with each event this file appends, which is all appending needs from the stream.
+    ``registered`` (the Registered payload, None if the family is not in the ledger: read for
+    the family-keyed kinds, a member-keyed row's family exists by its member) and ``members``
+    (read for the kinds that check them) are what the ledger held before this file;
+    ``version`` and ``head_hash`` start at the stream's last event and move with each event
+    this file appends, which is all appending needs from the stream.
     """
 
     ref: str
