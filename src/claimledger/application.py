@@ -32,6 +32,7 @@ from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper
+from .pg import APPEND_LOCK_KEY
 from .store import APP_NAME, Location, locate
 
 A = TypeVar("A", bound=ChainedAggregate)
@@ -212,7 +213,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                          for s in stored],
                     )
             else:
-                self.recorder.insert_events(stored)
+                insert_postgres(self, stored)
         except StoreIntegrityError as e:
             raise ConflictError(
                 f"another writer appended to the same stream first ({_one_line(e)}); "
@@ -451,6 +452,25 @@ CREATE TRIGGER claimledger_no_truncate BEFORE TRUNCATE ON {schema}.{table}
   FOR EACH STATEMENT EXECUTE FUNCTION {schema}.claimledger_refuse_change();
 REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
 """
+
+
+def insert_postgres(app: LedgerApp, stored: list[StoredEvent]) -> None:
+    """Bulk insert on PostgreSQL: one executemany under the writers' advisory lock.
+
+    eventsourcing's pipelined insert stalls at ``pipeline.sync()`` on batches of several
+    thousand events here; a plain executemany in one transaction does 30k rows in ~1.5 s.
+    """
+    rec: Any = app.recorder
+    schema = rec.datastore.schema or "public"
+    with rec.datastore.transaction(commit=True) as c:
+        c.execute(f"SET LOCAL lock_timeout = '{rec.datastore.lock_timeout}s'")
+        c.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+        c.executemany(
+            f'INSERT INTO "{schema}"."{rec.events_table_name}" '
+            "(originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
+            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored],
+        )
+        c.execute(f'NOTIFY "{rec.channel_name}"')
 
 
 def make_append_only(app: LedgerApp, app_role: str | None) -> None:
