@@ -91,8 +91,13 @@ class LedgerApp(Application):  # type: ignore[type-arg]
     def __init__(self, location: Location, settings: Settings):
         self.location = location
         self.settings = settings
+        # Aggregates (the ledger's own stream grows by a checkpoint per claim) are cached and
+        # fast-forwarded from the database on each get, so one process sealing many claims
+        # does not replay the whole stream every time.
+        env = {"AGGREGATE_CACHE_MAXSIZE": "256", "AGGREGATE_CACHE_FASTFORWARD": "y",
+               **location.env}
         try:
-            super().__init__(env=location.env)
+            super().__init__(env=env)
         except Exception as e:  # connection refused, bad credentials, unwritable file …
             raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
