@@ -26,23 +26,9 @@ from claimledger.policy import evidence as ev
 from claimledger.policy.load import policy_files
 from claimledger.policy.model import leaves
 from claimledger.synth import DEFAULT_POLICY, HEADERS, KINDS, SCENARIOS, generate, load_policy
+from county import HEADERS as DESIGN_HEADERS
 
-#: The DESIGN's "Data-match files" table, verbatim.
-DESIGN_HEADERS = {
-    "families": "family_ref,authority,policy_id,identified_on",
-    "members": "family_ref,member_ref,role,birth_date",
-    "indicators": "family_ref,member_ref,problem,indicator,observed_on,stage,source",
-    "attachments": "family_ref,attached_on,lead_professional,assessment_on,plan_on",
-    "attendance": "member_ref,term_start,term_end,sessions_possible,sessions_absent,"
-                  "unauthorised_absent,fixed_term_exclusions,permanent_exclusion,setting,source",
-    "incidents": "member_ref,occurred_on,kind,serious,source",
-    "employment": "member_ref,kind,benefit,start_on,end_on,hours_per_week,source",
-    "care_status": "member_ref,status,start_on,end_on,source",
-    "scores": "member_ref,instrument,assessed_on,score,assessor",
-    "judgements": "family_ref,judged_on,practitioner,problem,progress,sustained,"
-                  "intensity_reduced,note",
-    "attestations": "family_ref,member_ref,outcome,attested_on,practitioner,evidence",
-}
+#: The DESIGN's "Data-match files" table, verbatim (kept once, in tests/county.py).
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_IDS = [f"{p.parent.name}/{p.stem}" for p in policy_files(ROOT / "policies")]
 

@@ -12,7 +12,7 @@ which are required, their types and allowed values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -167,6 +167,24 @@ def _absence(rows: list[AttendanceTerm], unauthorised_only: bool) -> tuple[int, 
     return absent, possible
 
 
+def children_terms(
+    ev: FamilyEvidence, children: list[Member], n: int, as_of: date,
+    parts: list[tuple[bool, str]], used: list[AttendanceTerm],
+) -> Iterator[tuple[Member, list[AttendanceTerm]]]:
+    """Each child's latest ``n`` terms ending by ``as_of``; a child with fewer on record is a
+    failed part. Every term looked at is added to ``used`` (the evidence)."""
+    for child in children:
+        rows = latest_terms(ev, child.ref, as_of)
+        if len(rows) < n:
+            parts.append((False, f"{child.ref} has {len(rows)} term(s) recorded ending by "
+                                 f"{as_of} (needs {n})"))
+            used += rows
+            continue
+        rows = rows[-n:]
+        used += rows
+        yield child, rows
+
+
 def attendance(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> MeasureResult:
     n: int = p["terms"]
     unauth: bool = p["unauthorised_only"]
@@ -178,15 +196,7 @@ def attendance(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measure
     used: list[AttendanceTerm] = []
     parts: list[tuple[bool, str]] = []
     attached = attachment_date(ev)
-    for child in children:
-        rows = latest_terms(ev, child.ref, as_of)
-        if len(rows) < n:
-            parts.append((False, f"{child.ref} has {len(rows)} term(s) recorded ending by "
-                                 f"{as_of} (needs {n})"))
-            used += rows
-            continue
-        rows = rows[-n:]
-        used += rows
+    for child, rows in children_terms(ev, children, n, as_of, parts, used):
         bad = [t for t in rows if t.setting not in p["settings"]]
         if bad:
             t = bad[0]
@@ -254,15 +264,7 @@ def exclusions(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measure
                                     "no exclusions record to measure")
     used: list[AttendanceTerm] = []
     parts: list[tuple[bool, str]] = []
-    for child in children:
-        rows = latest_terms(ev, child.ref, as_of)
-        if len(rows) < n:
-            parts.append((False, f"{child.ref} has {len(rows)} term(s) recorded ending by "
-                                 f"{as_of} (needs {n})"))
-            used += rows
-            continue
-        rows = rows[-n:]
-        used += rows
+    for child, rows in children_terms(ev, children, n, as_of, parts, used):
         fixed = sum(t.fixed_term_exclusions for t in rows)
         permanent = [t for t in rows if t.permanent_exclusion]
         ok = True
