@@ -243,6 +243,16 @@ class _SQLView:
 
     placeholder = "?"
 
+    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        """The view's changes and the tracking position, in one transaction."""
+        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            self._run_changes(c, changes)
+            self._insert_tracking(c, tracking)  # type: ignore[attr-defined]
+
+    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            return self._rows(c, name, params)
+
     def _table(self, name: str) -> str:
         return name
 
@@ -291,15 +301,6 @@ class SQLiteCohortView(_SQLView, SQLiteTrackingRecorder, CohortView):
             *(f"CREATE INDEX IF NOT EXISTS {i} ON {t} ({cols})" for i, t, cols in VIEW_INDEXES),
         ]
 
-    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            self._run_changes(c, changes)
-            self._insert_tracking(c, tracking)
-
-    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as c:
-            return self._rows(c, name, params)
-
     def drop(self) -> None:
         with self.datastore.transaction(commit=True) as c:
             for t in (*VIEW_TABLES, TRACKING_TABLE):
@@ -326,15 +327,6 @@ class PostgresCohortView(_SQLView, PostgresTrackingRecorder, CohortView):
 
     def _table(self, name: str) -> str:
         return f'"{self.datastore.schema}"."{name}"'
-
-    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
-        with self.datastore.transaction(commit=True) as c:
-            self._run_changes(c, changes)
-            self._insert_tracking(c, tracking)
-
-    def query(self, name: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as c:
-            return self._rows(c, name, params)
 
     def drop(self) -> None:
         with self.datastore.transaction(commit=True) as c:
