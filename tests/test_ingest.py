@@ -7,7 +7,6 @@ police), loaded from the small files in ``tests/data/ingest`` the way an admin w
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -488,7 +487,7 @@ def test_a_later_file_opens_only_its_own_kind_and_what_it_checks_not_the_family_
     make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A file costs what it touches, not the history behind it: after a year of data, the
-    spring review's one judgement decrypts two records of WR-0107, not its eighteen."""
+    spring review's one judgement decrypts one record of WR-0107, not its eighteen."""
     app = make_app()
     for kind in ORDER:
         ingest(app, kind, DATA / f"{kind}.csv")
@@ -500,10 +499,11 @@ def test_a_later_file_opens_only_its_own_kind_and_what_it_checks_not_the_family_
                    "WR-0107,2016-06-30,LW-Ellis,all,yes,yes,yes,\n")
     assert ingest(app, "judgements", spring)["appended"] == 1
 
-    # Its registration (is it registered?) and its one earlier judgement (a correction or a
-    # repeat?) are all that is decrypted; the head is read from the clear envelope.
+    # Its one earlier judgement (a correction or a repeat?) is all that is decrypted; the
+    # head, read from the clear envelope, says the family is registered (a family's stream
+    # begins with its registration).
     assert sorted((e["stream"], e["type"]) for e in opened) == [
-        ("family/WR-0107", "Family.JudgementRecorded"), ("family/WR-0107", "Family.Registered")]
+        ("family/WR-0107", "Family.JudgementRecorded")]
 
     # A member-keyed file opens the ledger's member index (to find the pupil's family) and
     # that family's earlier records of the same kind, nothing else.
@@ -543,19 +543,23 @@ def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
 
     rows = [(2, {"family_ref": ref}) for ref in ("WR-0107", "WR-0212")]
     batch = Batch(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
-    batch.load(rows)  # indicators: the kind that reads registration and members both
+    batch.load(rows)  # indicators: the kind that checks members
+    families = Batch(app, SCHEMAS["families"], tmp_path / "y.csv", "0" * 64)
+    families.load(rows)  # families: the kind that checks a re-registration
     for ref, state in batch.families.items():
         replayed = app.find(Family, ref)
         assert replayed is not None
+        assert state.exists
         assert (state.version, state.head_hash) == (replayed.version, replayed.head_hash)
         assert state.version == len(events(app, ref))
-        assert state.registered is not None
-        assert {k: state.registered[k] for k in ("family_ref", "authority", "policy_id",
-                                                 "identified_on")} == {
-            "family_ref": replayed.family_ref, "authority": replayed.authority,
-            "policy_id": replayed.policy_id, "identified_on": replayed.identified_on}
         assert state.members == set(replayed.members)
         assert not state.erased and not replayed.erased
+        registered = families.families[ref].registered
+        assert registered is not None
+        assert {k: registered[k] for k in ("family_ref", "authority", "policy_id",
+                                           "identified_on")} == {
+            "family_ref": replayed.family_ref, "authority": replayed.authority,
+            "policy_id": replayed.policy_id, "identified_on": replayed.identified_on}
 
 
 def test_each_record_ingest_writes_is_the_one_the_family_aggregate_and_mapper_would_write(
@@ -609,9 +613,9 @@ def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
                    "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
     real = county.insert_stored
 
-    def after_the_other_writer(stored: Any) -> None:
+    def after_the_other_writer(stored: Any, *family_keys: Any) -> None:
         ingest(other, "scores", scores)  # commits between this file's read and its write
-        real(stored)
+        real(stored, *family_keys)
 
     monkeypatch.setattr(county, "insert_stored", after_the_other_writer)
     before = count_events(county)
@@ -626,22 +630,26 @@ def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
 def test_two_writers_registering_the_same_new_family_at_once_conflict_on_its_key(
     county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The other writer's registration of WR-0301 (its data key, then its events) lands while
-    this file's new keys are still unwritten: this file is refused, leaving the other's key."""
+    """The other writer's registration of WR-0301 (its data key and its events, in one
+    transaction) lands after this file read the ledger and before it writes: this file,
+    which made its own key for WR-0301, is refused, leaving the other's key and event, and
+    its own key is forgotten, so a retry reads the family with the other's key."""
     from claimledger.errors import ConflictError
 
     other = open_app(county.settings)
     families = write(tmp_path, "families-2016.csv", DESIGN_HEADERS["families"] + "\n"
                      f"WR-0301,Worcestershire,{POLICY},2016-02-01\n")
-    real = county.keystore.batch
+    real = county.insert_stored
 
-    @contextlib.contextmanager
-    def other_writer_inside() -> Any:
-        with real():
-            yield  # this file's new keys are created here ...
-            ingest(other, "families", families)  # ... and the other writer commits first
-    monkeypatch.setattr(county.keystore, "batch", other_writer_inside)
-    with pytest.raises(ConflictError, match="another writer created the same family first"):
+    def after_the_other_writer(stored: Any, family_keys: Any) -> None:
+        assert [stream for stream, _ in family_keys] == ["family/WR-0301"]
+        ingest(other, "families", families)  # commits between this file's read and its write
+        real(stored, family_keys)
+
+    monkeypatch.setattr(county, "insert_stored", after_the_other_writer)
+    with pytest.raises(ConflictError, match="another writer"):
         ingest(county, "families", families)
+    monkeypatch.undo()
     assert [r["payload"]["row"] for r in of_type(county, "WR-0301", "Family.Registered")] == [2]
     assert len(events(county, "WR-0301")) == 1
+    assert ingest(county, "families", families)["appended"] == 0  # retried: already there

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,14 +203,20 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             ) from None
         return [r.notification.id for r in recordings]
 
-    def insert_stored(self, stored: list[StoredEvent]) -> None:
-        """Bulk insert of already-sealed events in one transaction (ingest's fast path)."""
+    def insert_stored(self, stored: list[StoredEvent],
+                      family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Bulk insert of already-sealed events in one transaction (ingest's fast path),
+        with the wrapped data keys of new families they are sealed under, so that a file
+        that fails leaves no key behind and one that lands has every key it needs."""
         self.actors.check_events(self.settings.who, (s.topic.split(":", 1)[1] for s in stored))
         try:
             if self.location.backend == "sqlite":
                 # One executemany: eventsourcing's SQLite recorder executes row by row.
                 rec: Any = self.recorder
                 with rec.datastore.transaction(commit=True) as c:
+                    if family_keys:
+                        c.executemany(f"INSERT INTO {KEYS_TABLE} (stream, wrapped) "
+                                      "VALUES (?, ?)", family_keys)
                     c.executemany(
                         f"INSERT INTO {rec.events_table_name} "
                         "(originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
@@ -218,7 +224,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                          for s in stored],
                     )
             else:
-                insert_postgres(self, stored)
+                insert_postgres(self, stored, family_keys)
         except StoreIntegrityError as e:
             raise ConflictError(
                 f"another writer appended to the same stream first ({_one_line(e)}); "
@@ -459,7 +465,8 @@ REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
 """
 
 
-def insert_postgres(app: LedgerApp, stored: list[StoredEvent]) -> None:
+def insert_postgres(app: LedgerApp, stored: list[StoredEvent],
+                    family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
     """Bulk insert on PostgreSQL: one executemany under the writers' advisory lock.
 
     eventsourcing's pipelined insert stalls at ``pipeline.sync()`` on batches of several
@@ -470,6 +477,9 @@ def insert_postgres(app: LedgerApp, stored: list[StoredEvent]) -> None:
     with rec.datastore.transaction(commit=True) as c:
         c.execute(f"SET LOCAL lock_timeout = '{rec.datastore.lock_timeout}s'")
         c.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+        if family_keys:
+            c.executemany(f'INSERT INTO "{schema}"."{KEYS_TABLE}" (stream, wrapped) '
+                          "VALUES (%s, %s)", family_keys)
         c.executemany(
             f'INSERT INTO "{schema}"."{rec.events_table_name}" '
             "(originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",

@@ -27,7 +27,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ConfigError, IntegrityError
-from .ledger.canonical import canonical, loads
+from .ledger.canonical import loads
+from .ledger.envelope import Sealed, plaintext, record_state, sealed_state
+from .randomness import random_bytes
 
 if TYPE_CHECKING:
     from .application import LedgerApp
@@ -79,18 +81,10 @@ def load_master_key(path: Path) -> bytes:
     return key
 
 
-def seal_payload(dek: bytes, event_hash: str, salt: str, payload: dict[str, Any]) -> str:
-    return _seal(AESGCM(dek), event_hash, salt, payload)
-
-
-def open_payload(dek: bytes, event_hash: str, sealed: str, where: str) -> dict[str, Any]:
-    return _open(AESGCM(dek), event_hash, sealed, where)
-
-
-def _seal(cipher: AESGCM, event_hash: str, salt: str, payload: dict[str, Any]) -> str:
-    nonce = os.urandom(12)
-    ct = cipher.encrypt(nonce, canonical({"salt": salt, "payload": payload}), event_hash.encode())
-    return b2a_base64(nonce + ct, newline=False).decode()
+def _encrypt(cipher: AESGCM, event_hash: str, plain: bytes) -> bytes:
+    """base64 of nonce + AES-GCM ciphertext, bound to the event hash."""
+    nonce = random_bytes(12)
+    return b2a_base64(nonce + cipher.encrypt(nonce, plain, event_hash.encode()), newline=False)
 
 
 def _open(cipher: AESGCM, event_hash: str, sealed: str, where: str | dict[str, Any]
@@ -200,19 +194,43 @@ class KeyStore:
             except InvalidTag:
                 raise IntegrityError(f"{stream}: wrapped data key fails authentication") from None
         elif create:
-            key = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(12)
-            wrapped = nonce + self._master_aead().encrypt(nonce, key, stream.encode())
-            if self._pending is not None:
-                self._pending[stream] = wrapped
-            else:
-                self._write([(stream, wrapped)])
+            return self.create(stream)
         else:
             key = None
         deks[stream] = key
         if key is None:
             self._ciphers.pop(stream, None)
         return key
+
+    def create(self, stream: str) -> bytes:
+        """A new data key for a stream the caller knows has none (no look-up): written at
+        once, or kept back inside :meth:`batch`. A key the table already holds for the
+        stream makes the write fail on the table's key."""
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = random_bytes(12)
+        wrapped = nonce + self._master_aead().encrypt(nonce, key, stream.encode())
+        if self._pending is not None:
+            self._pending[stream] = wrapped
+        else:
+            self._write([(stream, wrapped)])
+        self._deks[stream] = key
+        return key
+
+    def missing(self, streams: list[str]) -> list[str]:
+        """Those of ``streams`` the key table holds no key for (a few queries in all)."""
+        if not streams:
+            return []
+        found: set[str] = set()
+        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            for i in range(0, len(streams), 500):
+                chunk = streams[i: i + 500]
+                if self.sqlite:
+                    c.execute(f"SELECT stream FROM {self.table} WHERE stream IN "
+                              f"({','.join('?' * len(chunk))})", chunk)
+                else:
+                    c.execute(f"SELECT stream FROM {self.table} WHERE stream = ANY(%s)", (chunk,))
+                found.update(r[0] if isinstance(r, tuple) else r["stream"] for r in c.fetchall())
+        return [s for s in streams if s not in found]
 
     def _lookup(self, stream: str) -> bytes | None:
         """The stream's wrapped key from the table: from the bulk read when it holds it, else
@@ -240,26 +258,31 @@ class KeyStore:
                           rows)
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Keys created inside are written together, in one transaction, when the block ends
-        without an error (and forgotten if it raises), so a bulk append writes its new
-        families' keys at once rather than one transaction per family. Write the events
-        after the block: a key must be stored before anything sealed with it."""
-        if self._pending is not None:  # already batching: the outer block writes
-            yield
+    def batch(self, *, write: bool = True) -> Iterator[dict[str, bytes]]:
+        """Keys created inside are kept back (and forgotten if the block raises), so that
+        a bulk append stores its new families' keys together. ``write=True``: they are
+        written in one transaction when the block ends; write the events after it (a key
+        must be stored before anything sealed with it). ``write=False``: the block gets
+        them (stream -> wrapped key) to write in the same transaction as its events."""
+        if self._pending is not None:  # already batching: the outer block decides
+            yield self._pending
             return
         self._pending = pending = {}
         try:
-            yield
-            if pending:
+            yield pending
+            if pending and write:
                 self._write(list(pending.items()))
         except BaseException:  # nothing sealed with these keys may be stored: forget them
-            for stream in pending:
-                self._deks.pop(stream, None)
-                self._ciphers.pop(stream, None)
+            self.forget(list(pending))
             raise
         finally:
             self._pending = None
+
+    def forget(self, streams: list[str]) -> None:
+        """Drop cached keys of ``streams`` (keys created for a write that did not happen)."""
+        for stream in streams:
+            self._deks.pop(stream, None)
+            self._ciphers.pop(stream, None)
 
     def _cipher(self, stream: str, *, create: bool = False) -> AESGCM | None:
         ciphers = self._ciphers
@@ -283,17 +306,18 @@ class KeyStore:
         return True
 
     # --- records -------------------------------------------------------------------------
-    def seal_record(self, rec: dict[str, Any]) -> dict[str, Any]:
-        """The stored form of a record: family payloads sealed, others unchanged."""
-        env = rec["envelope"]
+    def store(self, sealed: Sealed) -> bytes:
+        """The stored bytes of a sealed event: a family's salt and payload encrypted under
+        its data key (created on first use), any other record in the clear."""
+        env = sealed.envelope
         stream = env["stream"]
         if not stream.startswith(ENCRYPTED_PREFIX) or env["type"] in CLEAR_TYPES:
-            return rec
-        cipher = self._cipher(stream, create=True)
+            return record_state(sealed)
+        cipher = self._ciphers.get(stream) or self._cipher(stream, create=True)
         if cipher is None:
             raise ConfigError(f"{stream}: the family's data was erased; cannot append")
-        return {"envelope": env, "hash": rec["hash"],
-                "sealed": _seal(cipher, rec["hash"], rec["salt"], rec["payload"])}
+        return sealed_state(
+            sealed, _encrypt(cipher, sealed.hash, plaintext(sealed.salt, sealed.payload_bytes)))
 
     def open_record(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The readable form: salt and payload restored where the key still exists."""

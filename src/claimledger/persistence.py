@@ -14,6 +14,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from .domain.base import ChainedAggregate, iso_utc
 from .ledger.canonical import canonical, loads
+from .ledger.envelope import Sealed, record_state
 
 
 class SealedMapper(Mapper):  # type: ignore[type-arg]
@@ -22,28 +23,22 @@ class SealedMapper(Mapper):  # type: ignore[type-arg]
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         ev: ChainedAggregate.Event = domain_event
-        payload = ev.payload()
-        record = {
-            "envelope": {
-                "stream": ev.stream,
-                "version": ev.originator_version,
-                "type": type(ev).__qualname__,
-                "recorded_at": iso_utc(ev.timestamp),
-                "actor": ev.actor,
-                "prev_hash": ev.prev_hash,
-                "payload_digest": ev.payload_digest,
-            },
-            "hash": ev.event_hash,
-            "salt": ev.salt,
-            "payload": payload,
+        envelope = {
+            "stream": ev.stream,
+            "version": ev.originator_version,
+            "type": type(ev).__qualname__,
+            "recorded_at": iso_utc(ev.timestamp),
+            "actor": ev.actor,
+            "prev_hash": ev.prev_hash,
+            "payload_digest": ev.payload_digest,
         }
-        if self.keys is not None:
-            record = self.keys.seal_record(record)
+        sealed = Sealed(envelope, ev.event_hash, ev.salt, canonical(envelope),
+                        canonical(ev.payload()))
         return StoredEvent(
             originator_id=ev.originator_id,
             originator_version=ev.originator_version,
             topic=get_topic(type(ev)),
-            state=canonical(record),
+            state=record_state(sealed) if self.keys is None else self.keys.store(sealed),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:

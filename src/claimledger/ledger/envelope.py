@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .canonical import canonical, loads
 
@@ -42,17 +41,23 @@ def envelope_hash(envelope: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(envelope)).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Sealed:
+class Sealed(NamedTuple):
+    """An event sealed into its stream: the envelope, its hash, the salt, and the canonical
+    bytes of envelope and payload (kept so the stored record is composed, not re-encoded).
+    A tuple: ingest makes one per row, and a frozen dataclass costs several times more."""
+
     envelope: dict[str, Any]
     hash: str
     salt: str
+    envelope_bytes: bytes
+    payload_bytes: bytes
 
 
 def seal(
     *, stream: str, version: int, type_: str, recorded_at: str, actor: str,
     prev_hash: str, salt: bytes, payload: dict[str, Any],
 ) -> Sealed:
+    payload_bytes = canonical(payload)
     env = {
         "stream": stream,
         "version": version,
@@ -60,17 +65,35 @@ def seal(
         "recorded_at": recorded_at,
         "actor": actor,
         "prev_hash": prev_hash,
-        "payload_digest": payload_digest(salt, payload),
+        "payload_digest": hashlib.sha256(salt + payload_bytes).hexdigest(),
     }
-    return Sealed(env, envelope_hash(env), salt.hex())
+    envelope_bytes = canonical(env)
+    return Sealed(env, hashlib.sha256(envelope_bytes).hexdigest(), salt.hex(), envelope_bytes,
+                  payload_bytes)
 
 
-def record_bytes(sealed: Sealed, payload: dict[str, Any] | None) -> bytes:
-    rec: dict[str, Any] = {"envelope": sealed.envelope, "hash": sealed.hash}
-    if payload is not None:
-        rec["salt"] = sealed.salt
-        rec["payload"] = payload
-    return canonical(rec)
+# Stored records are composed from canonical parts rather than encoded again: canonical JSON
+# is compositional (an object's members are its keys, sorted, each with its value's own
+# canonical bytes), and every key at these top levels is a fixed ASCII name, so the
+# concatenations below are byte for byte canonical(record). tests/test_merkle_and_encoding.py
+# checks them against canonical().
+def record_state(sealed: Sealed) -> bytes:
+    """canonical({"envelope", "hash", "payload", "salt"}): a record stored in the clear."""
+    return b"".join((b'{"envelope":', sealed.envelope_bytes, b',"hash":"', sealed.hash.encode(),
+                     b'","payload":', sealed.payload_bytes, b',"salt":"', sealed.salt.encode(),
+                     b'"}'))
+
+
+def sealed_state(sealed: Sealed, ciphertext_b64: bytes) -> bytes:
+    """canonical({"envelope", "hash", "sealed"}): a record whose salt and payload are
+    encrypted (``ciphertext_b64`` is the base64 text of nonce + AES-GCM ciphertext)."""
+    return b"".join((b'{"envelope":', sealed.envelope_bytes, b',"hash":"', sealed.hash.encode(),
+                     b'","sealed":"', ciphertext_b64, b'"}'))
+
+
+def plaintext(salt: str, payload_bytes: bytes) -> bytes:
+    """canonical({"payload", "salt"}): what a sealed record encrypts."""
+    return b"".join((b'{"payload":', payload_bytes, b',"salt":"', salt.encode(), b'"}'))
 
 
 def parse_record(state: bytes) -> dict[str, Any]:
