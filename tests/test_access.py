@@ -7,6 +7,7 @@ database refuses to let the application rewrite history even if the application 
 
 from __future__ import annotations
 
+import gc
 import uuid
 from pathlib import Path
 
@@ -74,6 +75,9 @@ def test_each_role_does_its_own_job_and_is_refused_the_others(county: County):
 
 def test_a_refused_command_writes_nothing(county: County):
     fam = worcestershire_family("W-2", 5)
+    # The commands run in this process: let the last one's connection close (and SQLite
+    # checkpoint its WAL into the file) now, not while the refused command runs.
+    gc.collect()
     before = (county.tmp / "ledger.sqlite").read_bytes()
     code, _, _ = county.cli("ingest", "families", str(county.write("families", fam["families"])),
                             actor="pat", ok=False)

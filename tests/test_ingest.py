@@ -7,6 +7,7 @@ police), loaded from the small files in ``tests/data/ingest`` the way an admin w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,13 @@ def of_type(app: LedgerApp, family_ref: str, type_: str) -> list[dict[str, Any]]
 
 def count_events(app: LedgerApp) -> int:
     return sum(1 for _ in app.rows())
+
+
+def contents(app: LedgerApp) -> tuple[list[Any], list[tuple[str, bytes]]]:
+    """What the ledger holds: every stored event (position, stream, version, bytes) and every
+    wrapped family key."""
+    return ([(r.position, str(r.originator_id), r.version, r.state) for r in app.rows()],
+            app.keystore.rows())
 
 
 def fingerprint(app: LedgerApp) -> str:
@@ -611,13 +619,15 @@ def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
     other = open_app(county.settings)
     scores = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
                    "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
-    real = county.insert_stored
+    real = county.bulk_insert
 
-    def after_the_other_writer(stored: Any, *family_keys: Any) -> None:
+    @contextlib.contextmanager
+    def after_the_other_writer(**kw: Any) -> Any:
         ingest(other, "scores", scores)  # commits between this file's read and its write
-        real(stored, *family_keys)
+        with real(**kw) as bulk:
+            yield bulk
 
-    monkeypatch.setattr(county, "insert_stored", after_the_other_writer)
+    monkeypatch.setattr(county, "bulk_insert", after_the_other_writer)
     before = count_events(county)
     with pytest.raises(ConflictError):
         ingest(county, "attendance", DATA / "attendance.csv")
@@ -639,17 +649,137 @@ def test_two_writers_registering_the_same_new_family_at_once_conflict_on_its_key
     other = open_app(county.settings)
     families = write(tmp_path, "families-2016.csv", DESIGN_HEADERS["families"] + "\n"
                      f"WR-0301,Worcestershire,{POLICY},2016-02-01\n")
-    real = county.insert_stored
+    real = county.bulk_insert
 
-    def after_the_other_writer(stored: Any, family_keys: Any) -> None:
-        assert [stream for stream, _ in family_keys] == ["family/WR-0301"]
+    @contextlib.contextmanager
+    def after_the_other_writer(**kw: Any) -> Any:
         ingest(other, "families", families)  # commits between this file's read and its write
-        real(stored, family_keys)
+        with real(**kw) as bulk:
+            yield bulk
 
-    monkeypatch.setattr(county, "insert_stored", after_the_other_writer)
+    monkeypatch.setattr(county, "bulk_insert", after_the_other_writer)
     with pytest.raises(ConflictError, match="another writer"):
         ingest(county, "families", families)
     monkeypatch.undo()
     assert [r["payload"]["row"] for r in of_type(county, "WR-0301", "Family.Registered")] == [2]
     assert len(events(county, "WR-0301")) == 1
     assert ingest(county, "families", families)["appended"] == 0  # retried: already there
+
+
+# --- a large file: sealed here, encrypted and inserted by a writer process -------------------
+@pytest.fixture
+def writer_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file, however small, goes through the writer process, a few events at a time."""
+    from claimledger.ingest import importer
+
+    monkeypatch.setattr(importer, "WRITER_PROCESS_ABOVE", 0)
+    monkeypatch.setattr(importer, "SINK_CHUNK", 3)
+
+
+def _content(app: LedgerApp) -> list[tuple[Any, ...]]:
+    """Every family event's stream, version, type and payload (salts and ciphertexts differ)."""
+    out = []
+    for ref in sorted({r["family_ref"] for r in
+                       (SCHEMAS["families"].parse(line.split(",")) for line in
+                        (DATA / "families.csv").read_text().splitlines()[1:])}):
+        for rec in events(app, ref):
+            env = rec["envelope"]
+            out.append((env["stream"], env["version"], env["type"], rec["payload"]))
+    return out
+
+
+def test_a_county_through_the_writer_process_is_the_county_loaded_in_one_process(
+    make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer_process: None,
+) -> None:
+    """A large file's events are encrypted and inserted by a second process while this one
+    seals: the ledger it leaves must hold exactly the records one process would write, with
+    every new family's data key (verify opens every payload), and must verify."""
+    from claimledger.ingest import importer
+
+    two = make_app()
+    for kind in ORDER:
+        ingest(two, kind, DATA / f"{kind}.csv")
+    monkeypatch.setattr(importer, "WRITER_PROCESS_ABOVE", 10**9)
+    one = open_app(Settings(db=f"sqlite:///{tmp_path}/one.sqlite", key_dir=tmp_path / "one",
+                            now=NOW, actor="admin1"), must_exist=False)
+    one.init("Worcestershire")
+    for kind in ORDER:
+        ingest(one, kind, DATA / f"{kind}.csv")
+    assert _content(two) == _content(one) and _content(one)
+    result = two.verify()
+    assert result.ok and result.unchecked_payloads == 0
+    assert result.events == one.verify().events
+
+
+def test_a_conflict_the_writer_process_meets_writes_nothing_of_the_file(
+    county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer_process: None,
+) -> None:
+    """Another officer's score for WR-0107 lands after this attendance file was read: the
+    writer process finds the version taken, says so, and nothing of the file is written."""
+    from claimledger.errors import ConflictError
+    from claimledger.ingest import importer
+
+    other = open_app(county.settings)
+    scores = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
+                   "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
+    real = importer.Batch.load
+
+    def after_the_other_writer(self: Any, rows: Any) -> None:
+        real(self, rows)  # this file has read the ledger ...
+        if self.kind == "attendance":  # ... and the other writer commits first
+            ingest(other, "scores", scores)
+
+    monkeypatch.setattr(importer.Batch, "load", after_the_other_writer)
+    before = count_events(county)
+    with pytest.raises(ConflictError, match="another writer"):
+        ingest(county, "attendance", DATA / "attendance.csv")
+    assert count_events(county) == before + 1  # the other writer's score, nothing else
+    monkeypatch.setattr(importer.Batch, "load", real)
+    assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4  # retried
+    assert county.verify().ok
+
+
+def test_a_failure_here_while_the_writer_process_inserts_rolls_the_file_back(
+    county: LedgerApp, monkeypatch: pytest.MonkeyPatch, writer_process: None,
+) -> None:
+    """Sealing stops part way (here: an error on the fourth of four events), after the writer
+    process inserted the first chunk of three: it is told to roll back, and the ledger holds
+    every event and key it held, byte for byte, and nothing else."""
+    from claimledger.ingest import importer
+
+    real_seal = importer.seal
+    calls = 0
+
+    def failing_seal(**kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("disk on fire")
+        return real_seal(**kw)
+
+    before = contents(county)
+    monkeypatch.setattr(importer, "seal", failing_seal)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        ingest(county, "attendance", DATA / "attendance.csv")
+    assert contents(county) == before
+    monkeypatch.setattr(importer, "seal", real_seal)
+    assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4
+
+
+def test_a_large_file_whose_last_row_is_bad_leaves_the_ledger_byte_for_byte_unchanged(
+    county: LedgerApp, tmp_path: Path, writer_process: None,
+) -> None:
+    """A large file is sealed and inserted as its rows are checked; its last row names a
+    pupil no family has: the writer process has inserted the earlier rows by then, rolls
+    them back, and the ledger holds every event and key it held, byte for byte, and nothing
+    else. (The files themselves may differ: SQLite checkpoints its WAL into the database
+    file when the writer's connection, the last one open, closes.)"""
+    good = (DATA / "attendance.csv").read_text().splitlines()
+    bad = write(tmp_path, "census-with-a-stranger.csv", "\n".join(
+        [*good, "WR-9999-C1,2015-09-01,2015-12-18,140,2,0,0,no,school,census"]) + "\n")
+    before = contents(county)
+    with pytest.raises(InputError) as e:
+        ingest(county, "attendance", bad)
+    assert (e.value.line, e.value.column) == (len(good) + 1, "member_ref")
+    assert contents(county) == before
+    assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4

@@ -203,33 +203,31 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             ) from None
         return [r.notification.id for r in recordings]
 
-    def insert_stored(self, stored: list[StoredEvent],
-                      family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Bulk insert of already-sealed events in one transaction (ingest's fast path),
-        with the wrapped data keys of new families they are sealed under, so that a file
-        that fails leaves no key behind and one that lands has every key it needs."""
-        self.actors.check_events(self.settings.who, (s.topic.split(":", 1)[1] for s in stored))
+    @contextlib.contextmanager
+    def bulk_insert(self) -> Iterator[BulkInsert]:
+        """One transaction for a bulk append (ingest's fast path), open for the block: events
+        and new families' wrapped data keys are inserted as they come and committed together
+        when the block ends, or not at all if it raises. A stream version or family key
+        another writer took first is a ConflictError (nothing of the block is written)."""
+        rec: Any = self.recorder
         try:
-            if self.location.backend == "sqlite":
-                # One executemany: eventsourcing's SQLite recorder executes row by row.
-                rec: Any = self.recorder
-                with rec.datastore.transaction(commit=True) as c:
-                    if family_keys:
-                        c.executemany(f"INSERT INTO {KEYS_TABLE} (stream, wrapped) "
-                                      "VALUES (?, ?)", family_keys)
-                    c.executemany(
-                        f"INSERT INTO {rec.events_table_name} "
-                        "(originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
-                        [(s.originator_id.hex, s.originator_version, s.topic, s.state)
-                         for s in stored],
-                    )
-            else:
-                insert_postgres(self, stored, family_keys)
+            with rec.datastore.transaction(commit=True) as c:
+                yield BulkInsert(self, c)
+                if self.location.backend != "sqlite":
+                    c.execute(f'NOTIFY "{rec.channel_name}"')
         except StoreIntegrityError as e:
             raise ConflictError(
-                f"another writer appended to the same stream first ({_one_line(e)}); "
-                "nothing was written, retry the command"
+                f"another writer appended to the same stream or created the same family "
+                f"first ({_one_line(e)}); nothing was written, retry the command"
             ) from None
+
+    def insert_stored(self, stored: Sequence[StoredEvent],
+                      family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
+        """Already-stored events (and the keys they are sealed under) in one transaction."""
+        with self.bulk_insert() as bulk:
+            bulk.keys(family_keys)
+            bulk.events([(e.originator_id.hex, e.originator_version, e.topic, e.state)
+                         for e in stored])
 
     # --- use cases: the ledger itself ---------------------------------------------------
     def init(self, authority: str, app_role: str | None = None) -> dict[str, Any]:
@@ -465,27 +463,57 @@ REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
 """
 
 
-def insert_postgres(app: LedgerApp, stored: list[StoredEvent],
-                    family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
-    """Bulk insert on PostgreSQL: one executemany under the writers' advisory lock.
+class BulkInsert:
+    """The inserts of one :meth:`LedgerApp.bulk_insert` transaction: one executemany per call
+    (eventsourcing's recorders insert row by row on SQLite, and their pipelined PostgreSQL
+    insert stalled on batches of several thousand events here)."""
 
-    eventsourcing's pipelined insert stalls at ``pipeline.sync()`` on batches of several
-    thousand events here; a plain executemany in one transaction does 30k rows in ~1.5 s.
-    """
-    rec: Any = app.recorder
-    schema = rec.datastore.schema or "public"
-    with rec.datastore.transaction(commit=True) as c:
-        c.execute(f"SET LOCAL lock_timeout = '{rec.datastore.lock_timeout}s'")
-        c.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+    def __init__(self, app: LedgerApp, cursor: Any):
+        rec: Any = app.recorder
+        self.app, self.cursor = app, cursor
+        self.sqlite = app.location.backend == "sqlite"
+        if self.sqlite:
+            events, keys, mark = rec.events_table_name, KEYS_TABLE, "?"
+        else:
+            schema = rec.datastore.schema or "public"
+            events = f'"{schema}"."{rec.events_table_name}"'
+            keys, mark = f'"{schema}"."{KEYS_TABLE}"', "%s"
+        self._events_sql = (f"INSERT INTO {events} (originator_id, originator_version, topic, "
+                            f"state) VALUES ({mark}, {mark}, {mark}, {mark})")
+        self._keys_sql = f"INSERT INTO {keys} (stream, wrapped) VALUES ({mark}, {mark})"
+        self._allowed: set[str] = set()
+        self._locked = self.sqlite  # SQLite's BEGIN takes the write lock at the first insert
+
+    def _lock(self) -> None:
+        """PostgreSQL writers serialise on the advisory lock (LOCK TABLE needs UPDATE
+        rights), taken at the first insert, as SQLite takes its write lock, so a block that
+        prepares its rows for long keeps other writers waiting only while it inserts."""
+        rec: Any = self.app.recorder
+        self.cursor.execute(f"SET LOCAL lock_timeout = '{rec.datastore.lock_timeout}s'")
+        self.cursor.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
+        self._locked = True
+
+    def events(self, rows: Sequence[tuple[str, int, str, bytes]]) -> None:
+        """(originator id as 32 hex digits, version, topic, state) rows, each event type
+        checked against the actor's role once."""
+        if not rows:
+            return
+        types = {r[2] for r in rows} - self._allowed
+        if types:
+            self.app.actors.check_events(self.app.settings.who,
+                                         (t.split(":", 1)[1] for t in types))
+            self._allowed |= types
+        if not self._locked:
+            self._lock()
+        if not self.sqlite:
+            rows = [(uuid.UUID(o), v, t, st) for o, v, t, st in rows]
+        self.cursor.executemany(self._events_sql, rows)
+
+    def keys(self, family_keys: Sequence[tuple[str, bytes]]) -> None:
         if family_keys:
-            c.executemany(f'INSERT INTO "{schema}"."{KEYS_TABLE}" (stream, wrapped) '
-                          "VALUES (%s, %s)", family_keys)
-        c.executemany(
-            f'INSERT INTO "{schema}"."{rec.events_table_name}" '
-            "(originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
-            [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored],
-        )
-        c.execute(f'NOTIFY "{rec.channel_name}"')
+            if not self._locked:
+                self._lock()
+            self.cursor.executemany(self._keys_sql, family_keys)
 
 
 def make_append_only(app: LedgerApp, app_role: str | None) -> None:

@@ -310,8 +310,12 @@ class KeyStore:
         """The stored bytes of a sealed event: a family's salt and payload encrypted under
         its data key (created on first use), any other record in the clear."""
         env = sealed.envelope
-        stream = env["stream"]
-        if not stream.startswith(ENCRYPTED_PREFIX) or env["type"] in CLEAR_TYPES:
+        return self.store_parts(env["stream"], env["type"], sealed)
+
+    def store_parts(self, stream: str, type_: str, sealed: Sealed) -> bytes:
+        """:meth:`store` given the event's stream and type (the envelope dict itself is not
+        needed: ingest's writer process receives the sealed parts without it)."""
+        if not stream.startswith(ENCRYPTED_PREFIX) or type_ in CLEAR_TYPES:
             return record_state(sealed)
         cipher = self._ciphers.get(stream) or self._cipher(stream, create=True)
         if cipher is None:

@@ -7,10 +7,13 @@ its members where the kind checks them, and the row keys and natural-key index o
 kind's events and of corrections (member-keyed kinds first read the ledger-wide member
 index, in the same pass). Cost follows what the file touches, not the ledger's history.
 
-Each row then becomes the very record ``Family`` would trigger and ``SealedMapper`` store
-(sealed into its stream's hash chain by :func:`~claimledger.ledger.envelope.seal` from the
-head), without an event object per row, and everything is written with one
-``insert_stored`` call: one transaction instead of one save per family.
+Each row is then checked and planned (skip, append, or correct, at which version of its
+family's stream). Only when every row has passed are the planned events sealed, in row
+order, into their streams' hash chains from the heads read (each the very record ``Family``
+would trigger and ``SealedMapper`` store, without an event object per row) and handed to a
+:mod:`~claimledger.ingest.sink`, which encrypts them and inserts them with the new families'
+data keys in one transaction: one transaction instead of one save per family. A large file's
+sink runs in a second process, so encrypting and inserting overlap with sealing.
 
 Every event carries its provenance: the file's SHA-256, the row's line number and
 ``row_key`` = SHA-256 over the kind and the row's canonical values. A row whose key the
@@ -22,11 +25,10 @@ same pupil and term, say) with different values appends a ``Family.Corrected`` n
 record's current version instead of a second record; two such rows in one file contradict
 each other and reject the file.
 
-Nothing reaches the database until every row has passed: each event is sealed and
-encrypted as its row is built (a new family's data key is created then, and kept back), and
-the events and the new keys are inserted together in one transaction. Another writer
-appending to a family meanwhile takes a version this file also takes, so one of the two
-inserts fails with ConflictError.
+Nothing reaches the database until every row has passed, and then all of it or nothing:
+another writer appending to a family meanwhile takes a version this file also takes (or
+creating a family this file creates, its key), so one of the two inserts fails with
+ConflictError.
 """
 
 from __future__ import annotations
@@ -43,16 +45,15 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from ..domain.family import Family
-from ..errors import ConflictError, InputError, UsageError
+from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
-from ..ledger.envelope import GENESIS, Sealed, event_id, seal, stream_uuid
+from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
 from ..randomness import salt16
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
+from .sink import Item, Sink, WriterProcess
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -60,6 +61,12 @@ if TYPE_CHECKING:
 Progress = Callable[[int], Any]
 PROGRESS_EVERY = 1000
 _IN_CHUNK = 500
+#: Files appending more events than this are encrypted and inserted by a second process
+#: while this one seals (:class:`~claimledger.ingest.sink.WriterProcess`); starting it
+#: costs some tens of milliseconds, which a small file would not win back.
+WRITER_PROCESS_ABOVE = 20_000
+#: Events handed to the sink at a time.
+SINK_CHUNK = 2_000
 #: Touching more families than this, a SQLite read takes the events of its topics from one
 #: pass over the table, in file order, rather than each family's events through the key
 #: (which visits every event of every family, in no order).
@@ -94,30 +101,34 @@ def ingest(
         raise InputError(name, None, None, f"cannot read file: {e.strerror or e}") from None
     sha = hashlib.sha256(data).hexdigest()
     with _collector_paused():
-        rows, syntax_error = parse_file(schema, name, data)
         batch = Batch(app, schema, path, sha)
-        # New families' data keys are created as their first events are sealed, kept back
-        # (forgotten if anything below raises) and written in the events' own transaction:
-        # a rejected file leaves no key behind.
-        with app.keystore.batch(write=False) as new_keys:
-            batch.build(rows, progress)  # the first bad reference, before a later syntax error
+        if data.count(b"\n") > WRITER_PROCESS_ABOVE:
+            # A large file: a second process (started first, so that it gets ready while
+            # this one parses) encrypts and inserts while this one checks and seals, in one
+            # transaction it commits only once every row has passed.
+            with WriterProcess(app) as writer:
+                rows, syntax_error = parse_file(schema, name, data)
+                batch.build(rows, progress, stream_to=writer)
+                if syntax_error is not None:
+                    raise syntax_error
+                batch.seal_into(writer)
+                writer.commit()
+        else:
+            rows, syntax_error = parse_file(schema, name, data)
+            batch.build(rows, progress)  # the first bad reference, before a later bad cell
             if syntax_error is not None:
                 raise syntax_error
-            stored = batch.events
-            if stored:
-                try:
-                    app.insert_stored(stored, list(new_keys.items()))
-                except StoreIntegrityError as e:  # a key of the same new family, meanwhile
-                    raise ConflictError(
-                        f"another writer created the same family first "
-                        f"({str(e).strip()[:300]}); nothing was written, retry the command"
-                    ) from None
+            # Every row has passed: only now is anything sealed, encrypted and inserted.
+            if batch.plans:
+                with Sink(app) as sink:
+                    batch.seal_into(sink)
+                    sink.commit()
     return {
         "kind": kind,
         "file": name,
         "sha256": sha,
-        "rows": len(rows),
-        "appended": len(stored),
+        "rows": batch.appended + batch.skipped,
+        "appended": batch.appended,
         "skipped_duplicates": batch.skipped,
         "corrected": batch.corrected,
         "families_touched": len(batch.touched),
@@ -394,11 +405,11 @@ class Batch:
         self.topics = sorted({get_topic(c) for c in wanted})
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
-        #: Every event built so far, in row order, in its stored form.
-        self.events: list[StoredEvent] = []
-        #: How SealedMapper stores a sealed event (family payloads encrypted).
-        self.keys = app.keystore
-        self.store: Callable[[Sealed], bytes] = app.keystore.store
+        #: Every event the file appends, in row order: (family, version, type, topic,
+        #: payload); sealed once every row has passed (:meth:`seal_into`).
+        self.plans: list[tuple[FamilyState, int, str, str, dict[str, Any]]] = []
+        #: Events sealed and handed to the sink so far.
+        self.appended = 0
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
@@ -529,7 +540,11 @@ class Batch:
     def fail(self, line: int, column: str | None, reason: str) -> InputError:
         return InputError(self.name, line, column, reason)
 
-    def build(self, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None) -> None:
+    def build(self, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None,
+              stream_to: WriterProcess | None = None) -> None:
+        """Check and plan every row. With ``stream_to``, planned events are also sealed and
+        sent a chunk at a time as the rows are checked (the writer rolls them back if a
+        later row fails); otherwise nothing is sealed until :meth:`seal_into`."""
         if not rows:
             return
         self.load(rows)
@@ -559,6 +574,8 @@ class Batch:
                 seen.add(row_key)
                 add_row(line, row, row_key, state, in_file)
             done += 1
+            if stream_to is not None and len(self.plans) >= SINK_CHUNK:
+                self.seal_into(stream_to)
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
         if progress is not None and done % PROGRESS_EVERY:
@@ -651,24 +668,38 @@ class Batch:
     def emit(
         self, state: FamilyState, type_: str, topic: str, payload: dict[str, Any]
     ) -> str:
-        """Append one event to the family's stream; return its event id.
+        """Plan one event at the family's next version; return its event id."""
+        version = state.version = state.version + 1
+        self.plans.append((state, version, type_, topic, payload))
+        self.touched.add(state.ref)
+        return f"{state.stream}#{version}"  # event_id(stream, version)
 
-        The record is exactly the one ``Family`` would trigger (``ChainedAggregate._append``
+    def seal_into(self, sink: Sink | WriterProcess) -> None:
+        """Seal the planned events into their streams' chains, hand them to ``sink`` and
+        forget them (:attr:`appended` counts them).
+
+        Each record is exactly the one ``Family`` would trigger (``ChainedAggregate._append``
         seals it with :func:`seal` from the stream's head) and ``SealedMapper`` would store,
         built without an event object per row (tests/test_ingest.py compares the two).
         """
-        version = state.version + 1
-        if state.needs_key:  # known to have none: no look-up per new family
-            self.keys.create(state.stream)
+        recorded_at, actor, new_salt = self.recorded_at, self.actor, self.new_salt
+        chunk: list[Item] = []
+        for state, version, type_, topic, payload in self.plans:
+            sealed = seal(stream=state.stream, version=version, type_=type_,
+                          recorded_at=recorded_at, actor=actor, prev_hash=state.head_hash,
+                          salt=new_salt(), payload=payload)
+            state.head_hash = sealed.hash
+            chunk.append(Item(state.uid.hex, version, topic, state.needs_key, state.stream, type_,
+                              sealed.envelope_bytes, sealed.hash, sealed.salt,
+                              sealed.payload_bytes))
             state.needs_key = False
-        sealed = seal(stream=state.stream, version=version, type_=type_,
-                      recorded_at=self.recorded_at, actor=self.actor,
-                      prev_hash=state.head_hash, salt=self.new_salt(), payload=payload)
-        self.events.append(StoredEvent(state.uid, version, topic, self.store(sealed)))
-        state.version = version
-        state.head_hash = sealed.hash
-        self.touched.add(state.ref)
-        return f"{state.stream}#{version}"  # event_id(stream, version)
+            if len(chunk) == SINK_CHUNK:
+                sink.put(chunk)
+                chunk = []
+        if chunk:
+            sink.put(chunk)
+        self.appended += len(self.plans)
+        self.plans.clear()
 
     def append(
         self, state: FamilyState, payload: dict[str, Any], line: int, row_key: str
