@@ -12,6 +12,7 @@ import importlib.util
 import json
 import sqlite3
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -61,15 +62,20 @@ def test_every_figure_is_taken_on_the_same_events(figures: dict[str, Any]):
     events = figures["ingest"]["events"]
     # Four families' eleven files: registrations, members, indicators, school terms ...
     assert events > 4 * 11
+    # One command for the eleven files, or eleven commands: the same events.
+    assert figures["ingest_per_file"]["events"] == events
     # The ledger holds them plus its own two events (initialised, the checkpoint sealed after
     # ingest); the raw copy, the raw scan and verify see every stored row.
     assert figures["raw_sqlite"]["rows"] == events + 2
     assert figures["raw_scan"]["rows"] == events + 2
     assert figures["verify"]["events"] == events + 2
-    # eventsourcing saves exactly the county's family events, one save() per family.
-    assert figures["eventsourcing"]["events"] == events
-    assert figures["eventsourcing"]["families"] == 4
-    for name in ("ingest", "raw_sqlite", "eventsourcing", "verify", "raw_scan"):
+    # eventsourcing builds and saves exactly the county's family events, one save() per
+    # family, and (the floor) saves the ledger's own event objects the same way.
+    for name in ("eventsourcing", "eventsourcing_save_only"):
+        assert figures[name]["events"] == events
+        assert figures[name]["families"] == 4
+    for name in ("ingest", "raw_sqlite", "eventsourcing", "eventsourcing_save_only", "verify",
+                 "raw_scan"):
         assert figures[name]["events_per_s"] > 0, name
 
 
@@ -84,11 +90,15 @@ def test_the_baselines_hold_exactly_the_ledgers_events(figures: dict[str, Any]):
     work = Path(figures["workdir"])
     ledger = Path(figures["ledger"].removeprefix("sqlite:///"))
     assert stored(work / "raw.sqlite") == stored(ledger)
-    # The plain eventsourcing copy has the same streams and versions (its own encoding).
+    # The floor's plain eventsourcing copy has the same streams and versions (its own
+    # encoding); the plain path's has one aggregate per family with as many versions.
     family_rows = [r for r in stored(ledger) if r[2].startswith("claimledger.domain.family:")]
-    plain = stored(work / "plain.sqlite")
-    assert [(o.replace("-", ""), v, t) for o, v, t, _ in plain] == \
+    floor = stored(work / "plain-floor.sqlite")
+    assert [(o.replace("-", ""), v, t) for o, v, t, _ in floor] == \
         [(o, v, t) for o, v, t, _ in family_rows]
+    per_stream = sorted(Counter(o for o, _, _, _ in family_rows).values())
+    assert sorted(Counter(o for o, _, _, _ in stored(work / "plain.sqlite")).values()) == \
+        per_stream
 
 
 def test_memory_is_measured_per_county_size_in_separate_processes(figures: dict[str, Any]):

@@ -103,6 +103,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self._ctx: AppendContext | None = None
         self.actors = Actors.from_env()
         self.keystore = KeyStore(self)
+        #: What ingest keeps between the files of one command (the member index).
+        self.ingest_cache: dict[str, Any] = {}
         self.mapper.keys = self.keystore  # type: ignore[attr-defined]
 
     def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]

@@ -312,24 +312,41 @@ INGEST_KINDS = ("families", "members", "indicators", "attachments", "attendance"
 
 
 @cli.command("ingest")
-@click.argument("kind", type=click.Choice(INGEST_KINDS))
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("pairs", nargs=-1, required=True, metavar="KIND FILE [KIND FILE]...")
 @json_option
 @pass_settings
-def ingest_cmd(settings: Settings, kind: str, file: Path, as_json: bool) -> None:
-    """Append a data-match file atomically (a bad row rejects the whole file)."""
+def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> None:
+    """Append data-match files, each atomically (a bad row rejects its whole file).
+
+    Several files (a month's data matches: families, members, then the rest) load in the
+    order given, one after another, in one process that reads the ledger's member index
+    once; a bad file stops the command, the files before it stay loaded."""
     from .ingest.importer import count_rows, ingest
 
+    if len(pairs) % 2:
+        raise click.UsageError("expected KIND FILE pairs, e.g. ingest families f.csv members m.csv")
+    files = [(kind, Path(name)) for kind, name in zip(pairs[::2], pairs[1::2], strict=True)]
+    for kind, _ in files:
+        if kind not in INGEST_KINDS:
+            raise click.BadParameter(f"{kind!r} is not one of {', '.join(INGEST_KINDS)}",
+                                     param_hint="KIND")
     app = open_app(settings)
-    if sys.stderr.isatty() and file.exists():
-        with click.progressbar(length=count_rows(file), label=f"ingest {kind}",
-                               file=sys.stderr) as bar:
-            result = ingest(app, kind, file, progress=bar.update)
-    else:
-        result = ingest(app, kind, file)
-    emit(result, as_json, lambda r: (
-        f"{r['file']}: {r['rows']} rows, {r['appended']} events appended "
-        f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the ledger"))
+    results = []
+    for kind, file in files:
+        if sys.stderr.isatty() and file.exists():
+            with click.progressbar(length=count_rows(file), label=f"ingest {kind}",
+                                   file=sys.stderr) as bar:
+                result = ingest(app, kind, file, progress=bar.update)
+        else:
+            result = ingest(app, kind, file)
+        results.append(result)
+        if not as_json:
+            emit(result, False, lambda r: (
+                f"{r['file']}: {r['rows']} rows, {r['appended']} events appended "
+                f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the "
+                "ledger"))
+    if as_json:
+        emit(results[0] if len(results) == 1 else {"files": results}, True, str)
 
 
 # --- policies ----------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ SINK_CHUNK = 2_000
 _SCAN_ABOVE = 200
 MMAP_BYTES = 1 << 30
 _MEMBER_TOPIC = get_topic(Family.MemberAdded)
+_ERASED_TOPIC = get_topic(Family.Erased)
 _REGISTERED = Family.Registered.__qualname__
 _MEMBER = Family.MemberAdded.__qualname__
 _CORRECTED = Family.Corrected.__qualname__
@@ -187,7 +188,7 @@ def parse_file(
     width = len(schema.header)
     rows: list[tuple[int, dict[str, Any]]] = []
     line = reader.line_num
-    parse = schema.parse
+    parse = schema.compiled
     while True:
         start = line + 1
         try:
@@ -306,12 +307,40 @@ class LedgerView:
                 out.setdefault(oid, []).append((version, topic, bytes(state)))
         return out
 
-    def scan(self, topics: list[str]) -> list[tuple[Any, int, str, bytes]]:
-        """(stream key, version, topic, state) of every event of ``topics``, in ledger order."""
+    def scan(self, topics: list[str], after: int = 0) -> list[tuple[Any, int, str, bytes]]:
+        """(stream key, version, topic, state) of every event of ``topics`` after ledger
+        position ``after``, in ledger order."""
         where, params = self._in("topic", topics)
+        mark = "?" if self.sqlite else "%s"
         sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-               f"WHERE {where} ORDER BY {self.position}")
-        return [(o, v, t, bytes(s)) for o, v, t, s in self._rows(sql, params)]
+               f"WHERE {where} AND {self.position} > {mark} ORDER BY {self.position}")
+        return [(o, v, t, bytes(s)) for o, v, t, s in self._rows(sql, [*params, after])]
+
+    def last_position(self) -> int:
+        """The ledger position of the last event in this snapshot (0 when empty)."""
+        rows = self._rows(f"SELECT MAX({self.position}) FROM {self.table}", [])
+        return int(rows[0][0] or 0)
+
+
+@dataclass
+class MemberIndex:
+    """member_ref -> member for the whole ledger, as of a ledger position.
+
+    Building it decrypts every MemberAdded event, so one command that loads several files
+    (``claimledger ingest KIND FILE KIND FILE ...``) keeps it on its application and brings
+    it up to date from the events after that position (members added, families erased,
+    whoever wrote them) instead of building it again for each file.
+    """
+
+    position: int = 0
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def families(self) -> dict[str, set[str]]:
+        """family_ref -> its members' refs."""
+        out: dict[str, set[str]] = {}
+        for ref, m in self.members.items():
+            out.setdefault(m.family_ref, set()).add(ref)
+        return out
 
 
 # --- resolving and building ---------------------------------------------------------------
@@ -397,11 +426,12 @@ class Batch:
         self.view = LedgerView(app)
         #: Kinds naming a family's member beside the family: the member must be in it.
         self.check_members = self.kind in ("indicators", "attestations")
+        #: Kinds that read the ledger's member index (to find the family, to check a
+        #: member's family, or a new member's uniqueness).
+        self.needs_members = self.by_member or self.check_members or self.kind == "members"
         wanted: list[type] = [Family.Erased, Family.Corrected, self.event_class]
         if self.kind == "families":
             wanted.append(Family.Registered)
-        if self.check_members:
-            wanted.append(Family.MemberAdded)
         self.topics = sorted({get_topic(c) for c in wanted})
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
@@ -427,47 +457,64 @@ class Batch:
         families touched, and those families' other events are taken from the same pass.
         """
         view = self.view
+        index: MemberIndex | None = None
         with view.snapshot():
+            if self.needs_members:
+                index = self.member_index()
+                # The members kind adds to its copy as it checks (a member named twice).
+                self.members = dict(index.members) if self.kind == "members" else index.members
             if self.by_member:
-                member_events: list[bytes] = []
                 by_stream: dict[Any, list[tuple[int, str, bytes]]] = {}
-                for oid, version, topic, state in view.scan(
-                        sorted({_MEMBER_TOPIC, *self.topics})):
-                    if topic == _MEMBER_TOPIC:
-                        member_events.append(state)
-                    else:
-                        by_stream.setdefault(oid, []).append((version, topic, state))
-                members = self.members = self.member_index(member_events)
+                for oid, version, topic, state in view.scan(self.topics):
+                    by_stream.setdefault(oid, []).append((version, topic, state))
+                members = self.members
+                assert members is not None
                 refs = {m.family_ref for _, r in rows if (m := members.get(r["member_ref"]))}
                 wanted = self.wanted(refs)
                 heads = view.heads([u for _, u in wanted.values()])
                 events = {k: sorted(by_stream[k]) for k in wanted if k in by_stream}
             else:
-                if self.kind == "members":
-                    self.members = self.member_index(
-                        [s for _, _, _, s in view.scan([_MEMBER_TOPIC])])
                 wanted = self.wanted({r["family_ref"] for _, r in rows})
                 ids = [u for _, u in wanted.values()]
                 heads = view.heads(ids)
                 events = view.events(ids, self.topics)
         for k, (ref, uid) in wanted.items():
             self.families[ref] = self.family_state(ref, uid, heads.get(k), events.get(k, ()))
+        if self.check_members:
+            assert index is not None
+            of_family = index.families()
+            for state in self.families.values():
+                state.members = of_family.get(state.ref, set())
         if self.kind == "families":
             new = [f.stream for f in self.families.values() if not f.exists]
             for stream in self.app.keystore.missing(new):
                 self.families[stream.split("/", 1)[1]].needs_key = True
 
-    def member_index(self, states: Iterable[bytes]) -> dict[str, Member]:
-        """member_ref -> family, from MemberAdded events (an erased one names nobody)."""
-        index: dict[str, Member] = {}
+    def member_index(self) -> MemberIndex:
+        """The ledger's members as of this snapshot: the application's index brought up to
+        date from the MemberAdded and Erased events after its position (read inside
+        :meth:`LedgerView.snapshot`). An erased family's members name nobody."""
+        view = self.view
+        cache: dict[str, Any] = self.app.ingest_cache
+        top = view.last_position()
+        index = cache.get("members")
+        if not isinstance(index, MemberIndex) or index.position > top:
+            index = MemberIndex()
         open_record = self.app.keystore.open_record
-        for state in states:
+        members = index.members
+        for _, _, topic, state in view.scan([_MEMBER_TOPIC, _ERASED_TOPIC], index.position):
             r = open_record(loads(state))
-            p = r.get("payload")
-            if p is None:  # erased: the member can no longer be named
-                continue
             fam = r["envelope"]["stream"].split("/", 1)[1]
-            index[p["member_ref"]] = Member(fam, p["role"], p["birth_date"])
+            if topic == _ERASED_TOPIC:
+                for ref in [ref for ref, m in members.items() if m.family_ref == fam]:
+                    del members[ref]
+                continue
+            p = r.get("payload")
+            if p is None:  # its family's key is gone: the member can no longer be named
+                continue
+            members[p["member_ref"]] = Member(fam, p["role"], p["birth_date"])
+        index.position = top
+        cache["members"] = index
         return index
 
     def wanted(self, refs: Iterable[str]) -> dict[Any, tuple[str, uuid.UUID]]:
@@ -556,8 +603,10 @@ class Batch:
         copies: dict[bytes, int] | None = {} if self.key_columns is None else None
         family_of, add_row, sha256 = self.family_of, self.row, hashlib.sha256
         done = 0
+        # canonical({"kind": kind, "row": row}), composed (see ledger/envelope.py).
+        prefix = b'{"kind":' + canonical(kind_tag) + b',"row":'
         for line, row in rows:
-            content = canonical({"kind": kind_tag, "row": row})
+            content = prefix + canonical(row) + b"}"
             if copies is not None:
                 # Without a natural key, a row repeated within one file is that many records
                 # (two identical incidents on one day); its n-th copy has its own key, so
