@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import ConfigError, IntegrityError
 from .ledger.canonical import loads
 from .ledger.envelope import Sealed, plaintext, record_state, sealed_state
-from .randomness import random_bytes
 
 if TYPE_CHECKING:
     from .application import LedgerApp
@@ -83,7 +82,7 @@ def load_master_key(path: Path) -> bytes:
 
 def _encrypt(cipher: AESGCM, event_hash: str, plain: bytes) -> bytes:
     """base64 of nonce + AES-GCM ciphertext, bound to the event hash."""
-    nonce = random_bytes(12)
+    nonce = os.urandom(12)
     return b2a_base64(nonce + cipher.encrypt(nonce, plain, event_hash.encode()), newline=False)
 
 
@@ -112,8 +111,9 @@ class KeyStore:
     #: Single-key look-ups before the rest of the table is read in one query.
     BULK_AFTER = 8
     #: Ready ciphers kept (the oldest made is dropped first): a scan meets a family's events
-    #: close together, and an AES-GCM object costs ~4 KB, so memory stays flat in families.
-    CIPHERS = 256
+    #: close together, a load of several files meets the same families in each, and an
+    #: AES-GCM object costs ~4 KB, so memory stays bounded (16 MB) however many families.
+    CIPHERS = 4096
 
     def __init__(self, app: LedgerApp):
         self.app = app
@@ -207,7 +207,7 @@ class KeyStore:
         once, or kept back inside :meth:`batch`. A key the table already holds for the
         stream makes the write fail on the table's key."""
         key = AESGCM.generate_key(bit_length=256)
-        nonce = random_bytes(12)
+        nonce = os.urandom(12)
         wrapped = nonce + self._master_aead().encrypt(nonce, key, stream.encode())
         if self._pending is not None:
             self._pending[stream] = wrapped

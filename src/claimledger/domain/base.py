@@ -12,15 +12,15 @@ ISO strings. That keeps the stored bytes canonical and float-free.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
 from ..ledger.envelope import GENESIS, Sealed, seal, stream_uuid
-from ..randomness import salt16
 
 #: Attributes every event has that are not payload.
 BASE_FIELDS = frozenset(
@@ -45,7 +45,7 @@ class AppendContext:
 
     actor: str
     recorded_at: datetime
-    new_salt: Callable[[], bytes] = salt16
+    new_salt: Callable[[], bytes] = field(default=lambda: os.urandom(16))
 
     @property
     def recorded_at_iso(self) -> str:

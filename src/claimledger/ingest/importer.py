@@ -37,6 +37,7 @@ import csv
 import gc
 import hashlib
 import io
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -51,7 +52,6 @@ from ..domain.family import Family
 from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
-from ..randomness import salt16
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
 from .sink import Item, Sink, WriterProcess
 
@@ -374,6 +374,8 @@ class FamilyState:
     ref: str
     uid: uuid.UUID
     stream: str
+    #: ``uid`` as 32 hex digits, as the events table keeps it.
+    hex: str = ""
     registered: dict[str, Any] | None = None
     members: set[str] = field(default_factory=set)
     version: int = 0
@@ -445,7 +447,7 @@ class Batch:
         self.touched: set[str] = set()
         self.actor = ""
         self.recorded_at = ""
-        self.new_salt: Callable[[], bytes] = salt16
+        self.new_salt: Callable[[], bytes] = os.urandom
 
     # --- loading ------------------------------------------------------------------------
     def load(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
@@ -537,7 +539,7 @@ class Batch:
         other has an ``apply``), and the next event needs only the head's version and hash.
         (tests/test_ingest.py checks both against ``app.repository.get``.)
         """
-        state = FamilyState(ref, uid, Family.stream_name(ref))
+        state = FamilyState(ref, uid, Family.stream_name(ref), uid.hex)
         by_event: dict[str, tuple[Any, ...]] = {}
         open_record = self.app.keystore.open_record
         qualname = self.qualname
@@ -738,9 +740,8 @@ class Batch:
                           recorded_at=recorded_at, actor=actor, prev_hash=state.head_hash,
                           salt=new_salt(), payload=payload)
             state.head_hash = sealed.hash
-            chunk.append(Item(state.uid.hex, version, topic, state.needs_key, state.stream, type_,
-                              sealed.envelope_bytes, sealed.hash, sealed.salt,
-                              sealed.payload_bytes))
+            chunk.append((state.hex, version, topic, state.needs_key, state.stream, type_,
+                          sealed.envelope_bytes, sealed.hash, sealed.salt, sealed.payload_bytes))
             state.needs_key = False
             if len(chunk) == SINK_CHUNK:
                 sink.put(chunk)
