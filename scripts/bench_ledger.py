@@ -57,7 +57,7 @@ from eventsourcing.persistence import StoredEvent
 
 from claimledger.application import Settings, open_app
 from claimledger.domain.family import EVENT_FOR_KIND, Family
-from claimledger.ingest.importer import ingest
+from claimledger.ingest.importer import ingest, prepare
 from claimledger.ledger.envelope import stream_uuid
 from claimledger.synth import KINDS, generate
 
@@ -116,6 +116,8 @@ def build_ledger(workdir: Path, families: int, seed: int,
         prof.enable()
     t0 = time.perf_counter()
     app = open_app(_settings(db, keys, "data-officer"))
+    if not one_app_per_file:
+        prepare(app, [workdir / "county" / f"{kind}.csv" for kind in KINDS])
     for kind in KINDS:
         if one_app_per_file:
             app = open_app(_settings(db, keys, "data-officer"))

@@ -321,7 +321,7 @@ def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> Non
     Several files (a month's data matches: families, members, then the rest) load in the
     order given, one after another, in one process that reads the ledger's member index
     once; a bad file stops the command, the files before it stay loaded."""
-    from .ingest.importer import count_rows, ingest
+    from .ingest.importer import count_rows, ingest, prepare
 
     if len(pairs) % 2:
         raise click.UsageError("expected KIND FILE pairs, e.g. ingest families f.csv members m.csv")
@@ -331,6 +331,7 @@ def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> Non
             raise click.BadParameter(f"{kind!r} is not one of {', '.join(INGEST_KINDS)}",
                                      param_hint="KIND")
     app = open_app(settings)
+    prepare(app, [file for _, file in files])
     results = []
     for kind, file in files:
         if sys.stderr.isatty() and file.exists():

@@ -20,7 +20,7 @@ from .audit import claims, spotcheck
 from .audit.bundle import check_bundle, write_bundle
 from .errors import ClaimRefusedError
 from .evaluate.service import evaluate
-from .ingest.importer import ingest
+from .ingest.importer import ingest, prepare
 from .synth import DEFAULT_POLICY, KINDS, generate
 
 
@@ -45,10 +45,11 @@ def run_demo(
     data = Settings(db=db, key_dir=keys, actor="data-officer")
     ingested: dict[str, int] = {}
     t_ingest = time.perf_counter()
+    app = open_app(data)  # as one `claimledger ingest KIND FILE ...` command loads them
+    prepare(app, [workdir / "county" / f"{kind}.csv" for kind in KINDS])
     for kind in KINDS:
         path = workdir / "county" / f"{kind}.csv"
         rows = county["files"][f"{kind}.csv"]
-        app = open_app(data)
         if progress and rows:
             with progress(f"  {kind}", rows) as bar:
                 r = ingest(app, kind, path, progress=bar.update)

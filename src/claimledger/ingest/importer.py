@@ -53,7 +53,7 @@ from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
-from .sink import Item, Sink, WriterProcess
+from .sink import FileTransaction, Item, Sink, writer_for
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -61,10 +61,11 @@ if TYPE_CHECKING:
 Progress = Callable[[int], Any]
 PROGRESS_EVERY = 1000
 _IN_CHUNK = 500
-#: Files appending more events than this are encrypted and inserted by a second process
-#: while this one seals (:class:`~claimledger.ingest.sink.WriterProcess`); starting it
-#: costs some tens of milliseconds, which a small file would not win back.
-WRITER_PROCESS_ABOVE = 20_000
+#: Files of more rows than this are encrypted and inserted by a second process while this
+#: one checks and seals (:class:`~claimledger.ingest.sink.WriterProcess`, started by the
+#: first such file of a command and kept for the rest): starting it costs a few tenths of a
+#: second on the other core, which a smaller file would not win back.
+WRITER_PROCESS_ABOVE = 5_000
 #: Events handed to the sink at a time.
 SINK_CHUNK = 2_000
 #: Touching more families than this, a SQLite read takes the events of its topics from one
@@ -105,9 +106,10 @@ def ingest(
         batch = Batch(app, schema, path, sha)
         if data.count(b"\n") > WRITER_PROCESS_ABOVE:
             # A large file: a second process (started first, so that it gets ready while
-            # this one parses) encrypts and inserts while this one checks and seals, in one
-            # transaction it commits only once every row has passed.
-            with WriterProcess(app) as writer:
+            # this one parses; kept for the command's next large file) encrypts and inserts
+            # while this one checks and seals, in one transaction it commits only once every
+            # row has passed.
+            with FileTransaction(app) as writer:
                 rows, syntax_error = parse_file(schema, name, data)
                 batch.build(rows, progress, stream_to=writer)
                 if syntax_error is not None:
@@ -134,6 +136,20 @@ def ingest(
         "corrected": batch.corrected,
         "families_touched": len(batch.touched),
     }
+
+
+def prepare(app: LedgerApp, paths: Iterable[str | Path]) -> None:
+    """Before loading several files in one command: if any is large enough for the writer
+    process, start it now, so that it gets ready (a few tenths of a second) while the first
+    files load instead of when the first large one needs it."""
+    for path in paths:
+        try:
+            lines = Path(path).read_bytes().count(b"\n")
+        except OSError:
+            continue  # ingest itself reports the file
+        if lines > WRITER_PROCESS_ABOVE:
+            writer_for(app)
+            return
 
 
 @contextmanager
@@ -590,7 +606,7 @@ class Batch:
         return InputError(self.name, line, column, reason)
 
     def build(self, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None,
-              stream_to: WriterProcess | None = None) -> None:
+              stream_to: FileTransaction | None = None) -> None:
         """Check and plan every row. With ``stream_to``, planned events are also sealed and
         sent a chunk at a time as the rows are checked (the writer rolls them back if a
         later row fails); otherwise nothing is sealed until :meth:`seal_into`."""
@@ -725,7 +741,7 @@ class Batch:
         self.touched.add(state.ref)
         return f"{state.stream}#{version}"  # event_id(stream, version)
 
-    def seal_into(self, sink: Sink | WriterProcess) -> None:
+    def seal_into(self, sink: Sink | FileTransaction) -> None:
         """Seal the planned events into their streams' chains, hand them to ``sink`` and
         forget them (:attr:`appended` counts them).
 

@@ -17,6 +17,7 @@ import queue
 import subprocess
 import sys
 import threading
+import weakref
 from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -25,7 +26,7 @@ from ..errors import ClaimLedgerError, ConfigError, ConflictError, PermissionDen
 from ..ledger.envelope import Sealed
 
 if TYPE_CHECKING:
-    from ..application import LedgerApp
+    from ..application import LedgerApp, Settings
 
 
 #: One sealed event on its way to the database, as a plain tuple (a NamedTuple pickles ten
@@ -74,7 +75,7 @@ class Sink:
 #: Errors the writer process reports by name, raised again here with its message.
 _ERRORS: dict[str, type[ClaimLedgerError]] = {
     c.__name__: c for c in (ConflictError, ConfigError, PermissionDeniedError)}
-COMMIT, ABORT = "commit", "abort"
+BEGIN, COMMIT, ABORT = "begin", "commit", "abort"
 
 
 def send_frame(stream: BinaryIO, obj: Any) -> None:
@@ -95,117 +96,187 @@ def recv_frame(stream: BinaryIO) -> Any:
 
 
 class WriterProcess:
-    """A :class:`Sink` in a second process (``python -m claimledger.ingest.writer``), fed
-    chunks of items through its standard input.
+    """A second process (``python -m claimledger.ingest.writer``) that runs a :class:`Sink`
+    for each large file of one command, one transaction per file.
 
-    The child opens its own connection from the same settings and holds the file's
-    transaction. Items are pickled and written by a thread of this process, through a
-    bounded queue, so sealing here goes on while the child encrypts and inserts.
-    :meth:`commit` returns once the child has committed, or raises what it met; leaving the
-    block otherwise tells it to roll back. (A fresh interpreter rather than a fork: a fork
-    would copy this process's open database connections, which a child must never touch,
-    and multiprocessing's spawn would import the caller's main module again.)
+    It starts once per application (:func:`writer_for`) and serves every large file the
+    command loads; it opens its own connection from the same settings. Items go to it
+    through its standard input, pickled and written by a thread of this process through a
+    bounded queue, so sealing here goes on while it encrypts and inserts. Per file:
+    :meth:`begin`, :meth:`put` chunks, then :meth:`commit` (returns once it has committed,
+    or raises what it met) or :meth:`abort` (it rolls back). Exactly one reply per file.
+    (A fresh interpreter rather than a fork: a fork would copy this process's open database
+    connections, which a child must never touch, and multiprocessing's spawn would import
+    the caller's main module again.)
     """
 
-    #: Chunks sealed ahead of the child at most (bounds this process's memory).
+    #: Chunks sealed ahead of the writer at most (bounds this process's memory).
     AHEAD = 4
 
-    def __init__(self, app: LedgerApp):
-        self.settings = app.settings
+    def __init__(self, settings: Settings):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.AHEAD)
-        self._proc: Any = None
-        self._feeder: threading.Thread | None = None
-        self._feed_error: BaseException | None = None
-        self._done = False
-
-    def __enter__(self) -> WriterProcess:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "claimledger.ingest.writer"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._feed_error: BaseException | None = None
         self._feeder = threading.Thread(target=self._feed, name="claimledger-ingest-feed",
-                                         daemon=True)
+                                        daemon=True)
         self._feeder.start()
-        self._queue.put(self.settings)
-        return self
+        self._queue.put(settings)
+        self._open = False  # a file's transaction is open in the writer
+        self._replied = False  # ... and the writer has already answered for it
 
     def _feed(self) -> None:
-        """Pickle and write what is queued, in order, until commit or abort is written."""
+        """Pickle and write what is queued, in order, until None (close)."""
         try:
-            while True:
-                msg = self._queue.get()
+            while (msg := self._queue.get()) is not None:
                 send_frame(self._proc.stdin, msg)
-                if msg in (COMMIT, ABORT):
-                    return
-        except (OSError, ValueError) as e:  # the child has gone: its reply says why
+        except (OSError, ValueError) as e:  # the writer has gone: its reply says why
             self._feed_error = e
+        finally:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
 
-    def put(self, items: list[Item] | str) -> None:
+    def alive(self) -> bool:
+        return self._proc.poll() is None and self._feed_error is None
+
+    def _send(self, msg: Any) -> None:
         while True:
             try:
-                self._queue.put(items, timeout=0.2)
+                self._queue.put(msg, timeout=0.2)
                 return
-            except queue.Full:  # the child is behind, or has stopped: which?
-                if self._proc.poll() is not None or self._feed_error is not None:
-                    self._result()
-                    raise ClaimLedgerError("the ingest writer process stopped; nothing was "
-                                           "written") from None
+            except queue.Full:  # the writer is behind, or has stopped or failed: which?
+                if not self.alive():
+                    self._reply()
+                    raise ClaimLedgerError("the ingest writer process stopped; nothing of "
+                                           "this file was written") from None
+                if self._open and not self._replied and self._has_reply():
+                    self._reply()  # it failed part way (a conflict, say): raise that now
+
+    def _has_reply(self) -> bool:
+        import select
+
+        return bool(select.select([self._proc.stdout], [], [], 0)[0])
+
+    def begin(self) -> None:
+        self._send(BEGIN)
+        self._open, self._replied = True, False
+
+    def put(self, items: list[Item]) -> None:
+        self._send(items)
 
     def commit(self) -> None:
-        self.put(COMMIT)
-        self._result()
-        self._done = True
+        self._send(COMMIT)
+        self._open = False
+        if not self._replied:
+            self._reply()
 
-    def _result(self) -> None:
+    def abort(self) -> None:
+        """Roll the file back (and wait until the writer has, so the next file may begin)."""
+        if not self._open:
+            return
+        self._open = False
+        if self.alive():
+            with contextlib.suppress(ClaimLedgerError):
+                self._send(ABORT)
+                if not self._replied:
+                    self._reply(raise_error=False)
+
+    def _reply(self, *, raise_error: bool = True) -> None:
+        self._replied = True
         try:
             status, message = recv_frame(self._proc.stdout)
         except (EOFError, OSError):
             raise ClaimLedgerError("the ingest writer process stopped without a word; "
-                                   "nothing was written") from None
-        if status == "ok":
-            return
-        raise _ERRORS.get(status, ClaimLedgerError)(message)
+                                   "nothing of this file was written") from None
+        if status != "ok" and raise_error:
+            raise _ERRORS.get(status, ClaimLedgerError)(message)
+
+    def close(self) -> None:
+        """Tell the writer to finish (a file still open rolls back) and wait for it."""
+        self.abort()
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=5)
+        self._feeder.join(timeout=60)
+        try:
+            self._proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
+
+
+class FileTransaction:
+    """One file's transaction in the application's writer process: ``with`` it, put the
+    chunks, :meth:`commit`; leaving the block without committing rolls the file back."""
+
+    def __init__(self, app: LedgerApp):
+        self.writer = writer_for(app)
+
+    def __enter__(self) -> FileTransaction:
+        self.writer.begin()
+        return self
+
+    def put(self, items: list[Item]) -> None:
+        self.writer.put(items)
+
+    def commit(self) -> None:
+        self.writer.commit()
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
-        try:
-            if not self._done and self._proc.poll() is None:
-                with contextlib.suppress(ClaimLedgerError):
-                    self.put(ABORT)
-        finally:
-            if self._feeder is not None:
-                self._feeder.join(timeout=60)
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc.stdout.close()
+        self.writer.abort()
+
+
+def writer_for(app: LedgerApp) -> WriterProcess:
+    """The application's writer process, started on first use and kept for the next large
+    file of the same command; it stops when the application's process ends."""
+    writer = app.ingest_cache.get("writer")
+    if not isinstance(writer, WriterProcess) or not writer.alive():
+        writer = app.ingest_cache["writer"] = WriterProcess(app.settings)
+        weakref.finalize(app, writer.close)
+    return writer
 
 
 def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
-    """The child: one Sink, one transaction, until told to commit or abort."""
+    """The writer: for each file, one Sink and one transaction, until commit or abort; one
+    reply per file, sent as soon as the file fails or commits (after a failure the rest of
+    the file's chunks are read and dropped)."""
     from ..application import open_app
 
-    try:
-        settings = recv_frame(inbox)
-        with Sink(open_app(settings)) as sink:
-            while True:
-                msg = recv_frame(inbox)
-                if msg == COMMIT:
-                    sink.commit()
-                    break
+    app = open_app(recv_frame(inbox))
+    while True:
+        try:
+            msg = recv_frame(inbox)
+        except EOFError:
+            return  # the parent is done (or gone): a file still open was never committed
+        if msg != BEGIN:
+            continue
+        failed = False
+        try:
+            with Sink(app) as sink:
+                while (msg := recv_frame(inbox)) not in (COMMIT, ABORT):
+                    sink.put(msg)
                 if msg == ABORT:
                     raise _Aborted
-                sink.put(msg)
-        send_frame(outbox, ("ok", ""))
-    except _Aborted:
-        send_frame(outbox, ("aborted", "aborted"))
-    except ClaimLedgerError as e:
-        send_frame(outbox, (type(e).__name__, str(e)))
-    except BaseException as e:  # reported to the parent, which raises it
-        send_frame(outbox, ("error", f"ingest writer process: {type(e).__name__}: {e}"))
+                sink.commit()
+            send_frame(outbox, ("ok", ""))
+        except EOFError:
+            return
+        except _Aborted:
+            send_frame(outbox, ("aborted", "aborted"))
+        except ClaimLedgerError as e:
+            failed = True
+            send_frame(outbox, (type(e).__name__, str(e)))
+        except Exception as e:  # reported to the parent, which raises it
+            failed = True
+            send_frame(outbox, ("error", f"ingest writer process: {type(e).__name__}: {e}"))
+        if failed:  # read and drop the rest of the failed file
+            try:
+                while recv_frame(inbox) not in (COMMIT, ABORT):
+                    pass
+            except EOFError:
+                return
 
 
 class _Aborted(Exception):
