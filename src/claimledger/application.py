@@ -350,7 +350,10 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 {"ledger": self.location.url, "tree_size": checkpoint["tree_size"],
                  "root": checkpoint["root"]}, option=orjson.OPT_INDENT_2))
 
-    def verify(self, *, use_witness: bool = True) -> VerifyResult:
+    def verify(self, *, use_witness: bool = True, jobs: int | None = None) -> VerifyResult:
+        """Check the whole ledger (ledger/verify.py). ``jobs``: processes checking ranges of
+        it at once (parallel_verify.py); None picks one per CPU when the ledger holds more
+        than two ranges, else 1; 1 checks in this process. The result is the same."""
         trusted: list[bytes] = []
         pub = self.settings.keys / signing.PUBLIC_NAME
         if pub.exists():
@@ -361,8 +364,51 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             w = orjson.loads(wpath.read_bytes())
             if w.get("ledger") == self.location.url:
                 witness = w
-        opener = self.keystore.open_record if self.keystore.available() else None
-        return verify_rows(self.rows(), trusted_keys=trusted, witness=witness, opener=opener)
+        from .parallel_verify import jobs_for, verify_parallel
+
+        jobs = jobs_for(self) if jobs is None else jobs
+        if jobs > 1:
+            return verify_parallel(self, jobs=jobs, trusted_keys=trusted, witness=witness)
+        digest, opener = self.payload_checks()
+        return verify_rows(self.scan(), trusted_keys=trusted, witness=witness, digest=digest,
+                           opener=opener)
+
+    def payload_checks(self) -> tuple[Any, Any]:
+        """(digest, opener) for verify's sealed payloads, or (None, None) without the master
+        key (sealed payloads are then counted, not checked)."""
+        keys = self.keystore
+        if not keys.available():
+            return None, None
+        return keys.sealed_digest, keys.open_record
+
+    def scan(self, start: int = 1, stop: int | None = None
+             ) -> Iterator[tuple[int, Any, int, bytes]]:
+        """The stored events from ``start`` to ``stop`` as verify reads them: tuples (position,
+        originator id as stored, version, state), no topic. On SQLite one read transaction on
+        a connection of its own, whose rows are plain tuples (the recorder's make a
+        ``sqlite3.Row`` per row, several times slower to unpack), read a page at a time: a
+        scan that alternates SQLite's code with the checks' row by row runs ~20% slower."""
+        last = stop if stop is not None else 2**62
+        if self.location.backend != "sqlite" or self.location.sqlite_path is None:
+            return ((r.position, r.originator_id, r.version, r.state)
+                    for r in self.rows(start, stop))
+        import sqlite3
+
+        rec: Any = self.recorder
+        uri = self.location.sqlite_path.resolve().as_uri() + "?mode=ro"
+        sql = (f"SELECT rowid, originator_id, originator_version, state FROM "
+               f"{rec.events_table_name} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid")
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
+
+        def read() -> Iterator[tuple[int, Any, int, bytes]]:
+            try:
+                cursor = conn.execute(sql, (start, last))
+                while page := cursor.fetchmany(500):
+                    yield from page
+            finally:
+                conn.close()
+
+        return read()
 
     # --- export / import ------------------------------------------------------------------
     def export(self, out: Path) -> dict[str, Any]:

@@ -94,11 +94,14 @@ def seal(settings: Settings, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Processes checking ranges of the ledger at once (default: one per CPU "
+                   "for a large ledger, else 1).")
 @json_option
 @pass_settings
-def verify(settings: Settings, as_json: bool) -> None:
+def verify(settings: Settings, jobs: int | None, as_json: bool) -> None:
     """Recompute every hash, link, Merkle root and signature; exit 1 naming the first failure."""
-    result = open_app(settings).verify()
+    result = open_app(settings).verify(jobs=jobs)
     data = result.to_dict()
 
     def text(d: dict[str, Any]) -> str:

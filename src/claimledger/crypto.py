@@ -335,3 +335,48 @@ class KeyStore:
         inner = _open(cipher, rec["hash"], rec["sealed"], env)
         return {"envelope": env, "hash": rec["hash"], "salt": inner["salt"],
                 "payload": inner["payload"]}
+
+    # --- verify --------------------------------------------------------------------------
+    def sealed_digest(self, rec: dict[str, Any]) -> str | None:
+        """A sealed record's payload digest, SHA-256(salt || canonical(payload)) in hex, for
+        ``verify``; None once its family's key was erased. A changed ciphertext fails
+        authentication with the IntegrityError :meth:`open_record` raises.
+
+        The digest is taken from the decrypted bytes without parsing them (a parse and a
+        canonical re-encoding cost more than the decryption): the plaintext is
+        b'{"payload":' + canonical(payload) + b',"salt":"' + 32 hex digits + b'"}'
+        (``plaintext`` in ledger/envelope.py), so two slices are exactly the bytes the digest
+        covers. Sound: AES-GCM authenticates the plaintext (bound to this event's hash), and
+        the envelope's digest commits to the sliced bytes; with the salt 16 bytes, as every
+        writer makes it, slices that hash to the digest are the salt and payload bytes the
+        writer hashed, byte for byte, so the plaintext is the one the writer sealed (its salt
+        at most spelled in other letter case), the very bytes every reader parses, and a parse
+        would give the same digest. Any other shape, and any mismatch (reported with the
+        digest a parse gives, as before), takes the parse.
+        """
+        env = rec["envelope"]
+        stream = env["stream"]
+        cipher = self._ciphers.get(stream) or self._cipher(stream)
+        if cipher is None:
+            return None
+        raw = a2b_base64(rec["sealed"])  # as _open does, and raising where it raises
+        try:
+            plain = cipher.decrypt(raw[:12], raw[12:], rec["hash"].encode())
+        except InvalidTag:
+            raise IntegrityError(f"{stream}#{env['version']}: sealed payload fails "
+                                 "authentication (edited)") from None
+        n = len(plain) - 43  # where ,"salt":" begins, before 32 hex digits and "}
+        if (n > 11 and plain.startswith(b'{"payload":') and plain.startswith(b',"salt":"', n)
+                and plain.endswith(b'"}')):
+            try:
+                salt = bytes.fromhex(plain[n + 9:-2].decode())
+            except ValueError:
+                salt = b""
+            if len(salt) == 16:
+                digest = hashlib.sha256(salt + plain[11:n]).hexdigest()
+                if digest == env.get("payload_digest"):
+                    return digest
+        from .ledger.envelope import payload_digest
+
+        inner = loads(plain)
+        return payload_digest(bytes.fromhex(inner["salt"]), inner["payload"])
