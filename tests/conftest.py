@@ -19,6 +19,7 @@ import pytest
 
 from claimledger.application import LedgerApp, Settings, open_app
 from claimledger.cli import main
+from claimledger.ledger.envelope import GENESIS, record_state, seal, stream_uuid
 
 PG_URL = os.environ.get("CLAIMLEDGER_TEST_PG_URL")
 
@@ -132,6 +133,17 @@ class RawDB:
         self.execute(
             f"INSERT INTO {self.table} ({self.pos}, originator_id, originator_version, topic, "
             "state) VALUES (?, ?, ?, ?, ?)", (position, originator_id, version, topic, state))
+
+    def forge(self, position: int, stream: str, version: int, type_: str,
+              payload: dict[str, Any], *, recorded_at: str, salt: bytes,
+              prev_hash: str = GENESIS) -> None:
+        """Slip in a well-formed, correctly sealed event (in the clear) that the ledger never
+        recorded: what a careful forger with write access to the table can do."""
+        forged = seal(stream=stream, version=version, type_=type_, recorded_at=recorded_at,
+                      actor="mallory", prev_hash=prev_hash, salt=salt, payload=payload)
+        oid = stream_uuid(stream)
+        self.insert(position, oid.hex if self.sqlite else oid, version,
+                    f"claimledger.domain.family:{type_}", record_state(forged))
 
 
 @pytest.fixture

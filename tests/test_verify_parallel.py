@@ -24,7 +24,6 @@ from claimledger.domain.ledger import checkpoint_statement
 from claimledger.ledger import signing
 from claimledger.ledger import verify as verify_module
 from claimledger.ledger.canonical import canonical, loads
-from claimledger.ledger.envelope import GENESIS, seal, stream_uuid
 from claimledger.ledger.verify import VerifyResult
 from claimledger.parallel_verify import jobs_for
 from claimledger.protection import erase
@@ -98,14 +97,8 @@ def forged_event_inserted(raw, marks):
     top = raw.rows()[-1][0]
     for p in range(top, 4, -1):
         raw.move(p, p + 1)
-    forged = seal(stream="family/F-FORGED", version=1, type_="Family.Registered",
-                  recorded_at="2016-01-01T09:00:00.000000Z", actor="mallory",
-                  prev_hash=GENESIS, salt=b"\x01" * 16, payload={"family_ref": "F-FORGED"})
-    state = canonical({"envelope": forged.envelope, "hash": forged.hash, "salt": forged.salt,
-                       "payload": {"family_ref": "F-FORGED"}})
-    oid = stream_uuid("family/F-FORGED")
-    raw.insert(5, oid.hex if raw.sqlite else oid, 1,
-               "claimledger.domain.family:Family.Registered", state)
+    raw.forge(5, "family/F-FORGED", 1, "Family.Registered", {"family_ref": "F-FORGED"},
+              recorded_at="2016-01-01T09:00:00.000000Z", salt=b"\x01" * 16)
     return 5, "inserted", "ledger/main#2"
 
 
@@ -174,14 +167,8 @@ def a_forged_event_late_and_out_of_order(raw, marks):
     """A forged event whose version skips one and whose time goes back: the version gap is
     found first, though in ranges only the time can be checked where the event lies."""
     top = raw.rows()[-1][0]
-    forged = seal(stream="family/F-3", version=6, type_="Family.IndicatorRecorded",
-                  recorded_at="2016-01-15T09:00:00.000000Z", actor="mallory",
-                  prev_hash=GENESIS, salt=b"\x02" * 16, payload={"member_ref": "F-3-C0"})
-    state = canonical({"envelope": forged.envelope, "hash": forged.hash, "salt": forged.salt,
-                       "payload": {"member_ref": "F-3-C0"}})
-    oid = stream_uuid("family/F-3")
-    raw.insert(top + 1, oid.hex if raw.sqlite else oid, 6,
-               "claimledger.domain.family:Family.IndicatorRecorded", state)
+    raw.forge(top + 1, "family/F-3", 6, "Family.IndicatorRecorded", {"member_ref": "F-3-C0"},
+              recorded_at="2016-01-15T09:00:00.000000Z", salt=b"\x02" * 16)
     return top, "deleted", "family/F-3#6"
 
 

@@ -34,7 +34,6 @@ ConflictError.
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import os
@@ -52,6 +51,7 @@ from ..domain.family import Family
 from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
+from ..ledger.verify import collector_paused
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
 from .sink import FileTransaction, Item, Sink, writer_for
 
@@ -102,7 +102,7 @@ def ingest(
     except OSError as e:
         raise InputError(name, None, None, f"cannot read file: {e.strerror or e}") from None
     sha = hashlib.sha256(data).hexdigest()
-    with _collector_paused():
+    with collector_paused():
         batch = Batch(app, schema, path, sha)
         if data.count(b"\n") > WRITER_PROCESS_ABOVE:
             # A large file: a second process (started first, so that it gets ready while
@@ -150,23 +150,6 @@ def prepare(app: LedgerApp, paths: Iterable[str | Path]) -> None:
         if lines > WRITER_PROCESS_ABOVE:
             writer_for(app)
             return
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a file is loaded, then as it was.
-
-    A file becomes hundreds of thousands of small dicts, strings and tuples, none in a
-    reference cycle (reference counting frees them all); left on, the collector would walk
-    the growing heap again and again for nothing: about a fifth of a large file's time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def count_rows(path: str | Path) -> int:
