@@ -112,6 +112,11 @@ def test_memory_is_measured_per_county_size_in_separate_processes(figures: dict[
         assert s["verify"]["ok"]
         for what in ("export", "verify"):
             assert s[what]["peak_mb"] >= s[what]["startup_mb"] > 0
+    # Flat in events: the largest ledger verified over its first quarter and over all of it.
+    flat = figures["memory"]["events_flat"]
+    assert flat["families"] == 4 and flat["all"]["events"] == sizes[-1]["events"]
+    assert 0 < flat["quarter"]["events"] == sizes[-1]["events"] // 4
+    assert flat["quarter"]["ok"] and flat["quarter"]["peak_mb"] >= flat["quarter"]["startup_mb"]
 
 
 def test_each_target_gets_a_verdict(figures: dict[str, Any], bench: ModuleType):
@@ -132,6 +137,9 @@ def test_verdicts_compare_against_the_issues_targets(figures: dict[str, Any], be
     for s in at["memory"]["sizes"]:
         for what in ("export", "verify"):
             s[what].update(startup_mb=50.0, peak_mb=60.0)
+    flat = at["memory"]["events_flat"]
+    flat["quarter"].update(startup_mb=50.0, peak_mb=58.0)
+    flat["all"].update(startup_mb=50.0, peak_mb=60.0)  # +25%: the limit
     assert {t["verdict"] for t in bench.targets(at)} == {"PASS"}
     below = json.loads(json.dumps(at))
     below["ingest"]["events_per_s"] = 24_999
@@ -139,6 +147,7 @@ def test_verdicts_compare_against_the_issues_targets(figures: dict[str, Any], be
                        "verify_vs_raw_scan": 0.49}
     below["verify"]["events_per_s"] = 99_999
     below["memory"]["sizes"][-1]["verify"].update(startup_mb=50.0, peak_mb=300.0)
+    below["memory"]["events_flat"]["all"].update(startup_mb=50.0, peak_mb=60.1)
     assert {t["verdict"] for t in bench.targets(below)} == {"MISS"}
 
 

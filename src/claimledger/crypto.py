@@ -111,9 +111,9 @@ class KeyStore:
     #: Single-key look-ups before the rest of the table is read in one query.
     BULK_AFTER = 8
     #: Ready ciphers kept (the oldest made is dropped first): a scan meets a family's events
-    #: close together, a load of several files meets the same families in each, and an
-    #: AES-GCM object costs ~4 KB, so memory stays bounded (16 MB) however many families.
-    CIPHERS = 4096
+    #: close together, and an AES-GCM object costs ~4 KB, so memory stays flat in families
+    #: (making one again costs ~2 µs; the unwrapped keys themselves are all kept).
+    CIPHERS = 256
 
     def __init__(self, app: LedgerApp):
         self.app = app
