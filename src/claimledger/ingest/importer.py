@@ -8,12 +8,14 @@ kind's events and of corrections (member-keyed kinds first read the ledger-wide 
 index, in the same pass). Cost follows what the file touches, not the ledger's history.
 
 Each row is then checked and planned (skip, append, or correct, at which version of its
-family's stream). Only when every row has passed are the planned events sealed, in row
-order, into their streams' hash chains from the heads read (each the very record ``Family``
-would trigger and ``SealedMapper`` store, without an event object per row) and handed to a
-:mod:`~claimledger.ingest.sink`, which encrypts them and inserts them with the new families'
-data keys in one transaction: one transaction instead of one save per family. A large file's
-sink runs in a second process, so encrypting and inserting overlap with sealing.
+family's stream). A small file is sealed only when every row has passed: the planned events
+are sealed, in row order, into their streams' hash chains from the heads read (each the
+very record ``Family`` would trigger and ``SealedMapper`` store, without an event object per
+row) and handed to a :mod:`~claimledger.ingest.sink`, which encrypts them and inserts them
+with the new families' data keys in one transaction: one transaction instead of one save
+per family. A large file's sink is a second process, and its events are sealed and sent a
+chunk at a time as the rows are checked, so checking, sealing, encrypting and inserting
+overlap; its transaction commits only after the last row has passed.
 
 Every event carries its provenance: the file's SHA-256, the row's line number and
 ``row_key`` = SHA-256 over the kind and the row's canonical values. A row whose key the
@@ -25,10 +27,10 @@ same pupil and term, say) with different values appends a ``Family.Corrected`` n
 record's current version instead of a second record; two such rows in one file contradict
 each other and reject the file.
 
-Nothing reaches the database until every row has passed, and then all of it or nothing:
-another writer appending to a family meanwhile takes a version this file also takes (or
-creating a family this file creates, its key), so one of the two inserts fails with
-ConflictError.
+Nothing is committed until every row has passed, and then all of it or nothing (a bad row
+rolls back what a large file's writer had inserted): another writer appending to a family
+meanwhile takes a version this file also takes (or creating a family this file creates,
+its key), so one of the two inserts fails with ConflictError.
 """
 
 from __future__ import annotations
