@@ -15,7 +15,7 @@ from claimledger.ledger import merkle
 from claimledger.ledger.canonical import canonical
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc6962.json").read_text()
+    (Path(__file__).resolve().parent / "data" / "rfc6962.json").read_text()
 )
 LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in VECTORS["leaves_hex"]]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -154,8 +155,6 @@ class WriterProcess:
                     self._reply()  # it failed part way (a conflict, say): raise that now
 
     def _has_reply(self) -> bool:
-        import select
-
         return bool(select.select([self._proc.stdout], [], [], 0)[0])
 
     def begin(self) -> None:

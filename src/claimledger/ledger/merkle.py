@@ -8,7 +8,8 @@ Invariants:
   memory independent of its length.
 
 All functions take and return raw ``bytes`` hashes; verification never reads clocks or disks.
-The published Certificate Transparency vectors in ``shared/vectors/rfc6962.json`` are the tests.
+The published Certificate Transparency vectors (``tests/data/rfc6962.json``, a copy of the
+team's shared vectors, so a clone tests on its own) are the tests.
 """
 
 from __future__ import annotations
