@@ -136,3 +136,23 @@ def test_a_master_key_readable_by_others_is_refused(county: County):
     (county.keys / "master.key").chmod(0o644)
     code, _, err = county.cli("evaluate", "W-1", "--as-of", "2016-03-31", ok=False)
     assert code == 2 and "mode 0600" in err
+
+
+def test_the_master_key_is_checked_against_the_ledgers_first_event_alone(
+    county: County, db_url: str, monkeypatch: pytest.MonkeyPatch,
+):
+    """The ledger stream gains a checkpoint per claim; a command opening a family's data
+    must not replay it to learn the master key's id, which only the first event records
+    (and no later event changes)."""
+    from claimledger.application import LedgerApp, Settings, open_app
+
+    app = open_app(Settings(db=db_url, key_dir=county.keys, actor="admin1"))
+    assert app.master_key_id() == app.ledger().master_key_id
+
+    def no_replay(self: LedgerApp) -> None:
+        raise AssertionError("the ledger stream was replayed")
+
+    monkeypatch.setattr(LedgerApp, "ledger", no_replay)
+    fresh = open_app(Settings(db=db_url, key_dir=county.keys, actor="admin1"))
+    assert fresh.keystore.available()
+    assert fresh.stream_records("family/W-1")[0][1]["payload"]["family_ref"] == "W-1"

@@ -176,6 +176,17 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             raise UsageError(f"no ledger at {self.location.url}: run `claimledger init` first")
         return agg
 
+    def master_key_id(self) -> str:
+        """The id of the master key the ledger was initialised with, from its first event
+        alone: it never changes, and replaying the ledger stream (one event per checkpoint,
+        one checkpoint per claim) would cost every command that opens a family's data."""
+        stored = self.recorder.select_events(stream_uuid(Ledger.stream_name(LEDGER_KEY)),
+                                             lte=1)
+        if not stored:
+            raise UsageError(f"no ledger at {self.location.url}: run `claimledger init` first")
+        first = self.mapper.to_domain_event(stored[0])
+        return str(first.master_key_id)
+
     # --- writing --------------------------------------------------------------------
     def context(self) -> AppendContext:
         """The append context of this command: actor and one checked clock reading."""

@@ -138,7 +138,7 @@ class KeyStore:
         if self._master is None:
             path = master_key_path(self.app.settings.keys)
             key = load_master_key(path)
-            expected = self.app.ledger().master_key_id
+            expected = self.app.master_key_id()
             if master_key_id(key) != expected:
                 raise ConfigError(
                     f"{path}: wrong master key for this ledger (id {master_key_id(key)[:16]}…, "
