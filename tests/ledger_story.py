@@ -68,3 +68,18 @@ def reseal(state: bytes, **payload_changes: object) -> bytes:
     rec["envelope"]["payload_digest"] = payload_digest(bytes.fromhex(rec["salt"]), rec["payload"])
     rec["hash"] = envelope_hash(rec["envelope"])
     return canonical(rec)
+
+
+def signed_by_another_key(state: bytes, ledger_id: str) -> bytes:
+    """A checkpoint re-signed, correctly, by a key the ledger never registered."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from claimledger.domain.ledger import checkpoint_statement
+    from claimledger.ledger import signing
+
+    p = loads(state)["payload"]
+    other = Ed25519PrivateKey.generate()
+    kid = signing.key_id(signing.public_raw(other))
+    stmt = checkpoint_statement(ledger_id, p["tree_size"], p["root"], p["prev_checkpoint"],
+                                p["signed_at"], kid)
+    return reseal(state, key_id=kid, signature=other.sign(canonical(stmt)).hex())

@@ -22,7 +22,7 @@ from claimledger.errors import ConflictError
 from claimledger.ledger import signing
 from claimledger.ledger.canonical import canonical, loads
 from claimledger.ledger.envelope import stream_uuid
-from ledger_story import add_family, build, reseal
+from ledger_story import add_family, build, reseal, signed_by_another_key
 
 
 def verify_cli(run: Callable[..., tuple[int, str, str]], s: Settings) -> tuple[int, dict]:
@@ -167,14 +167,8 @@ def test_checkpoint_signature_replaced(settings_for, run, raw):
 def test_checkpoint_signed_with_another_key(settings_for, run, raw):
     marks = build(settings_for)
     state = next(r[4] for r in raw.rows() if r[0] == marks["cp1"])
-    p = loads(state)["payload"]
-    other = Ed25519PrivateKey.generate()
-    kid = signing.key_id(signing.public_raw(other))
     ledger_id = loads(raw.rows()[0][4])["payload"]["ledger_id"]
-    stmt = checkpoint_statement(ledger_id, p["tree_size"], p["root"], p["prev_checkpoint"],
-                                p["signed_at"], kid)
-    sig = other.sign(canonical(stmt)).hex()
-    raw.set_state(marks["cp1"], reseal(state, key_id=kid, signature=sig))
+    raw.set_state(marks["cp1"], signed_by_another_key(state, ledger_id))
     code, report = verify_cli(run, settings_for())
     assert code == 1
     f = report["failure"]
