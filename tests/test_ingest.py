@@ -567,11 +567,11 @@ def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
                   "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
     assert ingest(app, "attendance", fixed)["corrected"] == 1
 
-    rows = [(2, {"family_ref": ref}) for ref in ("WR-0107", "WR-0212")]
+    refs = {"WR-0107", "WR-0212"}
     batch = Batch(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
-    batch.load(rows)  # indicators: the kind that checks members
+    batch.load(refs)  # indicators: the kind that checks members
     families = Batch(app, SCHEMAS["families"], tmp_path / "y.csv", "0" * 64)
-    families.load(rows)  # families: the kind that checks a re-registration
+    families.load(refs)  # families: the kind that checks a re-registration
     for ref, state in batch.families.items():
         replayed = app.find(Family, ref)
         assert replayed is not None
@@ -765,22 +765,23 @@ def test_a_failure_here_while_the_writer_process_inserts_rolls_the_file_back(
     every event and key it held, byte for byte, and nothing else."""
     from claimledger.ingest import importer
 
-    real_seal = importer.seal
+    real_seal = importer.Sealer.seal
     calls = 0
 
-    def failing_seal(**kw: Any) -> Any:
+    def failing_seal(self: Any, *args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 4:
             raise RuntimeError("disk on fire")
-        return real_seal(**kw)
+        return real_seal(self, *args)
 
     before = contents(county)
-    monkeypatch.setattr(importer, "seal", failing_seal)
+    monkeypatch.setattr(importer.Sealer, "seal", failing_seal)
     with pytest.raises(RuntimeError, match="disk on fire"):
         ingest(county, "attendance", DATA / "attendance.csv")
+    assert calls == 4
     assert contents(county) == before
-    monkeypatch.setattr(importer, "seal", real_seal)
+    monkeypatch.setattr(importer.Sealer, "seal", real_seal)
     assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4
 
 
@@ -880,3 +881,29 @@ def test_a_months_files_load_in_one_command_each_whole_and_a_bad_one_stops_it(
     assert out["files"][1]["appended"] > 0  # the judgements after it did not
     code, _, err = county.cli("ingest", "scores", now=NOW, actor="admin1", ok=False)
     assert code == 2 and "KIND FILE pairs" in err
+
+
+CELL = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(CELL, min_size=1, max_size=4), max_size=6),
+       st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from(["attendance", "indicators"]))
+def test_the_references_read_before_parsing_are_those_the_csv_reader_finds(rows, end, kind):
+    """A large file's families are read before its rows are parsed, from each row's first
+    cell cut out by line breaks and commas when the file has no quote or bare carriage
+    return: those must be exactly the first cells the CSV reader gives, whatever the cells
+    hold (commas, quotes, line breaks of every kind, odd white space)."""
+    import csv
+    import io
+
+    from claimledger.ingest.importer import first_cells
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator=end).writerows([["header"], *rows])
+    text = out.getvalue()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    want = {cells[0].strip() for cells in reader if cells} - {""}
+    assert first_cells(SCHEMAS[kind], text) == want

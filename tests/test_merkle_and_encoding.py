@@ -109,3 +109,22 @@ def test_stored_records_composed_from_parts_are_canonical(payload, actor, salt):
         {"salt": sealed.salt, "payload": payload})
     assert sealed_state(sealed, b"bm9uY2UrY2lwaGVydGV4dA==") == rfc8785.dumps(
         {"envelope": sealed.envelope, "hash": sealed.hash, "sealed": "bm9uY2UrY2lwaGVydGV4dA=="})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6), st.text(max_size=12),
+       st.text(max_size=12), st.text(max_size=20), st.integers(1, 2**40),
+       st.binary(min_size=16, max_size=16), st.sampled_from(["0" * 64, "ab" * 32]))
+def test_composed_envelopes_equal_seal(payload, actor, stream, type_, version, salt, prev):
+    """Ingest's Sealer composes each envelope from pre-encoded parts: the bytes, hash, salt
+    and payload bytes must be exactly those seal() makes (any actor, stream or type text,
+    quotes, control characters and non-BMP characters included)."""
+    from claimledger.ledger.envelope import Sealer, seal
+
+    at = "2016-03-31T09:00:00.000000Z"
+    want = seal(stream=stream, version=version, type_=type_, recorded_at=at, actor=actor,
+                prev_hash=prev, salt=salt, payload=payload)
+    sealer = Sealer(recorded_at=at, actor=actor)
+    got = sealer.seal(Sealer.stream_part(stream), version, type_, prev, salt, payload)
+    assert got == (want.envelope_bytes, want.hash, want.salt, want.payload_bytes)
+    assert got[0] == rfc8785.dumps(want.envelope)

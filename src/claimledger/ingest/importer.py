@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ from eventsourcing.utils import get_topic
 from ..domain.family import Family
 from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
-from ..ledger.envelope import GENESIS, event_id, seal, stream_uuid
+from ..ledger.envelope import GENESIS, Sealer, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
 from .sink import FileTransaction, Item, Sink, writer_for
@@ -104,25 +105,22 @@ def ingest(
     except OSError as e:
         raise InputError(name, None, None, f"cannot read file: {e.strerror or e}") from None
     sha = hashlib.sha256(data).hexdigest()
+    text = decode(name, data)
+    rows = parse_rows(schema, name, text)
+    refs = first_cells(schema, text)
     with collector_paused():
         batch = Batch(app, schema, path, sha)
         if data.count(b"\n") > WRITER_PROCESS_ABOVE:
             # A large file: a second process (started first, so that it gets ready while
             # this one parses; kept for the command's next large file) encrypts and inserts
-            # while this one checks and seals, in one transaction it commits only once every
-            # row has passed.
+            # while this one parses, checks and seals, in one transaction it commits only
+            # once every row has passed.
             with FileTransaction(app) as writer:
-                rows, syntax_error = parse_file(schema, name, data)
-                batch.build(rows, progress, stream_to=writer)
-                if syntax_error is not None:
-                    raise syntax_error
+                batch.build(rows, refs, progress, stream_to=writer)
                 batch.seal_into(writer)
                 writer.commit()
         else:
-            rows, syntax_error = parse_file(schema, name, data)
-            batch.build(rows, progress)  # the first bad reference, before a later bad cell
-            if syntax_error is not None:
-                raise syntax_error
+            batch.build(rows, refs, progress)
             # Every row has passed: only now is anything sealed, encrypted and inserted.
             if batch.plans:
                 with Sink(app) as sink:
@@ -161,18 +159,21 @@ def count_rows(path: str | Path) -> int:
 
 
 # --- parsing ----------------------------------------------------------------------------
-def parse_file(
-    schema: Schema, name: str, data: bytes
-) -> tuple[list[tuple[int, dict[str, Any]]], InputError | None]:
-    """(line, values) of each row up to the first bad one, and that row's error if any.
-
-    Line numbers count the header as line 1. Blank rows (every cell empty) are ignored.
-    """
+def decode(name: str, data: bytes) -> str:
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise InputError(name, line, None, f"not UTF-8 text (byte {data[e.start]:#04x})") from None
+
+
+def parse_rows(schema: Schema, name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, values) of each row, in file order; InputError at the first bad one, raised
+    when the rows before it have been taken (so a caller checking rows as they come reports
+    an earlier row's bad reference first). The header is checked at once.
+
+    Line numbers count the header as line 1. Blank rows (every cell empty) are ignored.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
     expected = ",".join(schema.header)
     try:
@@ -186,8 +187,12 @@ def parse_file(
             name, 1, None,
             f"wrong header for {schema.kind}: expected {expected}, found {','.join(header)}",
         )
+    return _rows(schema, name, reader)
+
+
+def _rows(schema: Schema, name: str, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    expected = ",".join(schema.header)
     width = len(schema.header)
-    rows: list[tuple[int, dict[str, Any]]] = []
     line = reader.line_num
     parse = schema.compiled
     while True:
@@ -195,22 +200,53 @@ def parse_file(
         try:
             cells = next(reader)
         except StopIteration:
-            return rows, None
+            return
         except csv.Error as e:
-            return rows, InputError(name, reader.line_num, None, f"bad CSV: {e}")
+            raise InputError(name, reader.line_num, None, f"bad CSV: {e}") from None
         line = reader.line_num
         if len(cells) != width:
             if not any(c.strip() for c in cells):
                 continue
-            return rows, InputError(
+            raise InputError(
                 name, start, None, f"expected {width} cells ({expected}), found {len(cells)}"
             )
         try:
-            rows.append((start, parse(cells)))
+            row = parse(cells)
         except BadCell as e:
             if not any(c.strip() for c in cells):
                 continue
-            return rows, InputError(name, start, e.column, e.reason)
+            raise InputError(name, start, e.column, e.reason) from None
+        yield start, row
+
+
+def first_cells(schema: Schema, text: str) -> set[str]:
+    """Every data row's reference cell (family_ref or member_ref), stripped, bad rows
+    included: the families a file may touch, known before its rows are parsed, so that a
+    large file's rows can be checked and sent on as they are parsed. A file without quotes
+    is cut at its line breaks and commas (a fifth of the cost of ``csv``); a quote or a bare
+    carriage return, and it is read as CSV, as :func:`parse_rows` reads it."""
+    column = schema.header.index(schema.ref)
+    plain = text.replace("\r\n", "\n")
+    if '"' not in plain and "\r" not in plain:  # rows are exactly its lines
+        lines = plain.split("\n")[1:]
+        if column == 0:
+            refs = {line.split(",", 1)[0].strip() for line in lines}
+        else:
+            refs = {cells[column].strip() for line in lines
+                    if len(cells := line.split(",")) > column}
+        refs.discard("")  # a row without its reference is a bad row (the column is required)
+        return refs
+    refs: set[str] = set()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        next(reader, None)
+        for cells in reader:
+            if len(cells) > column:
+                refs.add(cells[column].strip())
+    except csv.Error:  # parse_rows reports it, at its line, once the rows before it are in
+        pass
+    refs.discard("")  # a row without its reference is a bad row (the column is required)
+    return refs
 
 
 class LedgerView:
@@ -389,6 +425,12 @@ class FamilyState:
     row_keys: set[str] = field(default_factory=set)
     #: natural key -> (event id of the record's current version, its values)
     current: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    #: canonical(stream), made when its first event is sealed (:class:`Sealer`)
+    stream_part: bytes = b""
+
+    def set_stream_part(self) -> bytes:
+        self.stream_part = Sealer.stream_part(self.stream)
+        return self.stream_part
 
 
 @dataclass
@@ -446,12 +488,11 @@ class Batch:
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
-        self.actor = ""
-        self.recorded_at = ""
+        self.sealer = Sealer(recorded_at="", actor="")  # made again from the context in build
         self.new_salt: Callable[[], bytes] = os.urandom
 
     # --- loading ------------------------------------------------------------------------
-    def load(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    def load(self, refs: set[str]) -> None:
         """The member index (when the kind needs it) and every family the rows touch, read
         in one snapshot of the ledger.
 
@@ -472,12 +513,11 @@ class Batch:
                     by_stream.setdefault(oid, []).append((version, topic, state))
                 members = self.members
                 assert members is not None
-                refs = {m.family_ref for _, r in rows if (m := members.get(r["member_ref"]))}
-                wanted = self.wanted(refs)
+                wanted = self.wanted({m.family_ref for r in refs if (m := members.get(r))})
                 heads = view.heads([u for _, u in wanted.values()])
                 events = {k: sorted(by_stream[k]) for k in wanted if k in by_stream}
             else:
-                wanted = self.wanted({r["family_ref"] for _, r in rows})
+                wanted = self.wanted(refs)
                 ids = [u for _, u in wanted.values()]
                 heads = view.heads(ids)
                 events = view.events(ids, self.topics)
@@ -590,16 +630,21 @@ class Batch:
     def fail(self, line: int, column: str | None, reason: str) -> InputError:
         return InputError(self.name, line, column, reason)
 
-    def build(self, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None,
-              stream_to: FileTransaction | None = None) -> None:
-        """Check and plan every row. With ``stream_to``, planned events are also sealed and
-        sent a chunk at a time as the rows are checked (the writer rolls them back if a
-        later row fails); otherwise nothing is sealed until :meth:`seal_into`."""
-        if not rows:
+    def build(self, rows: Iterable[tuple[int, dict[str, Any]]], refs: set[str],
+              progress: Progress | None, stream_to: FileTransaction | None = None) -> None:
+        """Check and plan every row, as they are parsed; ``refs``: every row's reference
+        (:func:`first_cells`), so the families are read before the first row. With
+        ``stream_to``, planned events are also sealed and sent a chunk at a time as the rows
+        are checked (the writer rolls them back if a later row fails); otherwise nothing is
+        sealed until :meth:`seal_into`."""
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
             return
-        self.load(rows)
+        self.load(refs)
         ctx = self.app.context()
-        self.actor, self.recorded_at, self.new_salt = ctx.actor, ctx.recorded_at_iso, ctx.new_salt
+        self.sealer = Sealer(recorded_at=ctx.recorded_at_iso, actor=ctx.actor)
+        self.new_salt = ctx.new_salt
         seen: set[str] = set()
         in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
@@ -608,7 +653,7 @@ class Batch:
         done = 0
         # canonical({"kind": kind, "row": row}), composed (see ledger/envelope.py).
         prefix = b'{"kind":' + canonical(kind_tag) + b',"row":'
-        for line, row in rows:
+        for line, row in chain((first,), rows):
             content = prefix + canonical(row) + b"}"
             if copies is not None:
                 # Without a natural key, a row repeated within one file is that many records
@@ -732,17 +777,19 @@ class Batch:
 
         Each record is exactly the one ``Family`` would trigger (``ChainedAggregate._append``
         seals it with :func:`seal` from the stream's head) and ``SealedMapper`` would store,
-        built without an event object per row (tests/test_ingest.py compares the two).
+        built without an event object per row, its envelope composed by :class:`Sealer`
+        (tests/test_ingest.py compares the two).
         """
-        recorded_at, actor, new_salt = self.recorded_at, self.actor, self.new_salt
+        new_salt = self.new_salt
+        seal = self.sealer.seal
         chunk: list[Item] = []
         for state, version, type_, topic, payload in self.plans:
-            sealed = seal(stream=state.stream, version=version, type_=type_,
-                          recorded_at=recorded_at, actor=actor, prev_hash=state.head_hash,
-                          salt=new_salt(), payload=payload)
-            state.head_hash = sealed.hash
+            part = state.stream_part or state.set_stream_part()
+            envelope_bytes, hash_, salt, payload_bytes = seal(
+                part, version, type_, state.head_hash, new_salt(), payload)
+            state.head_hash = hash_
             chunk.append((state.hex, version, topic, state.needs_key, state.stream, type_,
-                          sealed.envelope_bytes, sealed.hash, sealed.salt, sealed.payload_bytes))
+                          envelope_bytes, hash_, salt, payload_bytes))
             state.needs_key = False
             if len(chunk) == SINK_CHUNK:
                 sink.put(chunk)

@@ -41,16 +41,18 @@ Item = tuple[str, int, str, bool, str, str, bytes, str, str, bytes]
 class Sink:
     """Encrypts items with the families' data keys and inserts them, in this process."""
 
-    def __init__(self, app: LedgerApp):
+    def __init__(self, app: LedgerApp, *, defer_checkpoint: bool = False):
         self.app = app
         self._stack = ExitStack()
         self._new_keys: dict[str, bytes] = {}
         self._bulk: Any = None
+        self._defer = defer_checkpoint
 
     def __enter__(self) -> Sink:
         # Exits in reverse: the transaction ends first; new keys are forgotten if it failed.
         self._new_keys = self._stack.enter_context(self.app.keystore.batch(write=False))
-        self._bulk = self._stack.enter_context(self.app.bulk_insert())
+        self._bulk = self._stack.enter_context(
+            self.app.bulk_insert(defer_checkpoint=self._defer))
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -240,7 +242,9 @@ def writer_for(app: LedgerApp) -> WriterProcess:
 def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
     """The writer: for each file, one Sink and one transaction, until commit or abort; one
     reply per file, sent as soon as the file fails or commits (after a failure the rest of
-    the file's chunks are read and dropped)."""
+    the file's chunks are read and dropped). After a commit has been answered, SQLite's
+    write-ahead log is copied into the database file while the parent reads its next file
+    (the commit itself does not: :meth:`LedgerApp.bulk_insert`)."""
     from ..application import open_app
 
     app = open_app(recv_frame(inbox))
@@ -253,13 +257,14 @@ def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
             continue
         failed = False
         try:
-            with Sink(app) as sink:
+            with Sink(app, defer_checkpoint=True) as sink:
                 while (msg := recv_frame(inbox)) not in (COMMIT, ABORT):
                     sink.put(msg)
                 if msg == ABORT:
                     raise _Aborted
                 sink.commit()
             send_frame(outbox, ("ok", ""))
+            app.checkpoint()
         except EOFError:
             return
         except _Aborted:

@@ -75,6 +75,41 @@ def seal(
                   payload_bytes)
 
 
+class Sealer:
+    """:func:`seal` for many events of one actor at one moment (a data-match file): the
+    same envelope bytes and hash, composed from canonical parts instead of a dict encoded
+    per event, since only the digest, prev_hash, stream, type and version change.
+
+    The envelope's keys, sorted, are actor, payload_digest, prev_hash, recorded_at,
+    stream, type, version; each string's canonical form is its own JSON text, and the two
+    digests are hex. tests/test_merkle_and_encoding.py checks it against :func:`seal`.
+    """
+
+    def __init__(self, *, recorded_at: str, actor: str):
+        self._head = b'{"actor":' + canonical(actor) + b',"payload_digest":"'
+        self._middle = b'","recorded_at":' + canonical(recorded_at) + b',"stream":'
+        self._types: dict[str, bytes] = {}
+
+    @staticmethod
+    def stream_part(stream: str) -> bytes:
+        """The canonical text of a stream name (kept per stream by the caller)."""
+        return canonical(stream)
+
+    def seal(self, stream_part: bytes, version: int, type_: str, prev_hash: str, salt: bytes,
+             payload: dict[str, Any]) -> tuple[bytes, str, str, bytes]:
+        """(envelope bytes, hash, salt hex, payload bytes), as :func:`seal` makes them."""
+        payload_bytes = canonical(payload)
+        tail = self._types.get(type_)
+        if tail is None:
+            tail = self._types[type_] = b',"type":' + canonical(type_) + b',"version":'
+        envelope_bytes = b"".join((
+            self._head, hashlib.sha256(salt + payload_bytes).hexdigest().encode(),
+            b'","prev_hash":"', prev_hash.encode(), self._middle, stream_part, tail,
+            str(version).encode(), b"}"))
+        return (envelope_bytes, hashlib.sha256(envelope_bytes).hexdigest(), salt.hex(),
+                payload_bytes)
+
+
 # Stored records are composed from canonical parts rather than encoded again: canonical JSON
 # is compositional (an object's members are its keys, sorted, each with its value's own
 # canonical bytes), and every key at these top levels is a fixed ASCII name, so the
