@@ -32,8 +32,7 @@ from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper
-from .pg import APPEND_LOCK_KEY
-from .store import APP_NAME, Location, locate
+from .store import APP_NAME, APPEND_LOCK_KEY, Location, locate
 
 A = TypeVar("A", bound=ChainedAggregate)
 PAGE = 5000

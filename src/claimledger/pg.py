@@ -14,8 +14,7 @@ from typing import Any
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL
 
-#: An arbitrary, fixed advisory lock key for "append to the claimledger events table".
-APPEND_LOCK_KEY = 0x636C6D6C  # "clml"
+from .store import APPEND_LOCK_KEY
 
 
 class AppendOnlyRecorder(PostgresApplicationRecorder):

@@ -56,7 +56,7 @@ from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, Sealer, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
-from .sink import FileTransaction, Item, Sink, writer_for
+from .sink import FileTransaction, Item, Sink, running_writer, writer_for
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -66,8 +66,8 @@ PROGRESS_EVERY = 1000
 _IN_CHUNK = 500
 #: Files of more rows than this are encrypted and inserted by a second process while this
 #: one checks and seals (:class:`~claimledger.ingest.sink.WriterProcess`, started by the
-#: first such file of a command and kept for the rest): starting it costs a few tenths of a
-#: second on the other core, which a smaller file would not win back.
+#: first such file of a command and kept for the rest, which then all go to it): starting it
+#: costs a few tenths of a second on the other core, which a smaller file would not win back.
 WRITER_PROCESS_ABOVE = 5_000
 #: Events handed to the sink at a time.
 SINK_CHUNK = 2_000
@@ -110,11 +110,12 @@ def ingest(
     refs = first_cells(schema, text)
     with collector_paused():
         batch = Batch(app, schema, path, sha)
-        if data.count(b"\n") > WRITER_PROCESS_ABOVE:
-            # A large file: a second process (started first, so that it gets ready while
-            # this one parses; kept for the command's next large file) encrypts and inserts
-            # while this one parses, checks and seals, in one transaction it commits only
-            # once every row has passed.
+        if (data.count(b"\n") > WRITER_PROCESS_ABOVE
+                or running_writer(app, ready=True) is not None):
+            # A large file, or any file once the command's writer is ready: a second
+            # process (started first, so that it gets ready while this one parses; kept for
+            # the command's next files) encrypts and inserts while this one parses, checks
+            # and seals, in one transaction it commits only once every row has passed.
             with FileTransaction(app) as writer:
                 batch.build(rows, refs, progress, stream_to=writer)
                 batch.seal_into(writer)

@@ -78,7 +78,7 @@ class Sink:
 #: Errors the writer process reports by name, raised again here with its message.
 _ERRORS: dict[str, type[ClaimLedgerError]] = {
     c.__name__: c for c in (ConflictError, ConfigError, PermissionDeniedError)}
-BEGIN, COMMIT, ABORT = "begin", "commit", "abort"
+BEGIN, COMMIT, ABORT, READY = "begin", "commit", "abort", "ready"
 
 
 def send_frame(stream: BinaryIO, obj: Any) -> None:
@@ -128,6 +128,7 @@ class WriterProcess:
         self._queue.put(settings)
         self._open = False  # a file's transaction is open in the writer
         self._replied = False  # ... and the writer has already answered for it
+        self._ready = False  # the writer has opened the ledger (its first frame says so)
 
     def _feed(self) -> None:
         """Pickle and write what is queued, in order, until None (close)."""
@@ -157,7 +158,28 @@ class WriterProcess:
                     self._reply()  # it failed part way (a conflict, say): raise that now
 
     def _has_reply(self) -> bool:
+        """Whether a reply for the open file is waiting (the ready frame is taken first)."""
+        if not self._ready:
+            if not select.select([self._proc.stdout], [], [], 0)[0]:
+                return False
+            self._take_ready()
         return bool(select.select([self._proc.stdout], [], [], 0)[0])
+
+    def ready(self) -> bool:
+        """Whether the writer has started and opened the ledger (never waits)."""
+        if not self._ready and select.select([self._proc.stdout], [], [], 0)[0]:
+            self._take_ready()
+        return self._ready
+
+    def _take_ready(self) -> None:
+        self._ready = True
+        try:
+            status, message = recv_frame(self._proc.stdout)
+        except (EOFError, OSError):
+            raise ClaimLedgerError("the ingest writer process stopped without a word; "
+                                   "nothing of this file was written") from None
+        if status != READY:
+            raise _ERRORS.get(status, ClaimLedgerError)(message)
 
     def begin(self) -> None:
         self._send(BEGIN)
@@ -185,6 +207,8 @@ class WriterProcess:
 
     def _reply(self, *, raise_error: bool = True) -> None:
         self._replied = True
+        if not self._ready:
+            self._take_ready()
         try:
             status, message = recv_frame(self._proc.stdout)
         except (EOFError, OSError):
@@ -229,11 +253,20 @@ class FileTransaction:
         self.writer.abort()
 
 
+def running_writer(app: LedgerApp, *, ready: bool = False) -> WriterProcess | None:
+    """The application's writer process if it has one running (see :func:`writer_for`);
+    with ``ready``, only once it has opened the ledger and can take a file at once."""
+    writer = app.ingest_cache.get("writer")
+    if not isinstance(writer, WriterProcess) or not writer.alive():
+        return None
+    return writer if not ready or writer.ready() else None
+
+
 def writer_for(app: LedgerApp) -> WriterProcess:
     """The application's writer process, started on first use and kept for the next large
     file of the same command; it stops when the application's process ends."""
-    writer = app.ingest_cache.get("writer")
-    if not isinstance(writer, WriterProcess) or not writer.alive():
+    writer = running_writer(app)
+    if writer is None:
         writer = app.ingest_cache["writer"] = WriterProcess(app.settings)
         weakref.finalize(app, writer.close)
     return writer
@@ -247,7 +280,12 @@ def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
     (the commit itself does not: :meth:`LedgerApp.bulk_insert`)."""
     from ..application import open_app
 
-    app = open_app(recv_frame(inbox))
+    try:
+        app = open_app(recv_frame(inbox))
+    except ClaimLedgerError as e:
+        send_frame(outbox, (type(e).__name__, str(e)))
+        return
+    send_frame(outbox, (READY, ""))
     while True:
         try:
             msg = recv_frame(inbox)
