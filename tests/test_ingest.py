@@ -760,28 +760,29 @@ def test_a_conflict_the_writer_process_meets_writes_nothing_of_the_file(
 def test_a_failure_here_while_the_writer_process_inserts_rolls_the_file_back(
     county: LedgerApp, monkeypatch: pytest.MonkeyPatch, writer_process: None,
 ) -> None:
-    """Sealing stops part way (here: an error on the fourth of four events), after the writer
-    process inserted the first chunk of three: it is told to roll back, and the ledger holds
-    every event and key it held, byte for byte, and nothing else."""
+    """Handing events over stops part way (here: an error on the fourth of four events),
+    after the writer process inserted the first chunk of three: it is told to roll back, and
+    the ledger holds every event and key it held, byte for byte, and nothing else."""
     from claimledger.ingest import importer
 
-    real_seal = importer.Sealer.seal
+    real = importer.Batch.seal_into
     calls = 0
 
-    def failing_seal(self: Any, *args: Any) -> Any:
+    def failing(self: Any, sink: Any) -> None:
         nonlocal calls
         calls += 1
-        if calls == 4:
+        if calls == 2:
+            assert len(self.plans) == 1  # the fourth event, the first three already sent
             raise RuntimeError("disk on fire")
-        return real_seal(self, *args)
+        real(self, sink)
 
     before = contents(county)
-    monkeypatch.setattr(importer.Sealer, "seal", failing_seal)
+    monkeypatch.setattr(importer.Batch, "seal_into", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         ingest(county, "attendance", DATA / "attendance.csv")
-    assert calls == 4
+    assert calls == 2
     assert contents(county) == before
-    monkeypatch.setattr(importer.Sealer, "seal", real_seal)
+    monkeypatch.setattr(importer.Batch, "seal_into", real)
     assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -53,7 +52,7 @@ from eventsourcing.utils import get_topic
 from ..domain.family import Family
 from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
-from ..ledger.envelope import GENESIS, Sealer, event_id, stream_uuid
+from ..ledger.envelope import GENESIS, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
 from .sink import FileTransaction, Item, Sink, running_writer, writer_for
@@ -417,7 +416,9 @@ class FamilyState:
     registered: dict[str, Any] | None = None
     members: set[str] = field(default_factory=set)
     version: int = 0
-    head_hash: str = GENESIS
+    #: the stream's head hash as read; None once its first event of the file has gone to
+    #: the sink, which seals and chains the rest
+    head_hash: str | None = GENESIS
     erased: bool = False
     #: The stream has events (so it begins with Family.Registered).
     exists: bool = False
@@ -426,12 +427,6 @@ class FamilyState:
     row_keys: set[str] = field(default_factory=set)
     #: natural key -> (event id of the record's current version, its values)
     current: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    #: canonical(stream), made when its first event is sealed (:class:`Sealer`)
-    stream_part: bytes = b""
-
-    def set_stream_part(self) -> bytes:
-        self.stream_part = Sealer.stream_part(self.stream)
-        return self.stream_part
 
 
 @dataclass
@@ -489,8 +484,8 @@ class Batch:
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
-        self.sealer = Sealer(recorded_at="", actor="")  # made again from the context in build
-        self.new_salt: Callable[[], bytes] = os.urandom
+        self.recorded_at = ""  # the application's context, read when the first row is
+        self.actor = ""
 
     # --- loading ------------------------------------------------------------------------
     def load(self, refs: set[str]) -> None:
@@ -644,8 +639,7 @@ class Batch:
             return
         self.load(refs)
         ctx = self.app.context()
-        self.sealer = Sealer(recorded_at=ctx.recorded_at_iso, actor=ctx.actor)
-        self.new_salt = ctx.new_salt
+        self.recorded_at, self.actor = ctx.recorded_at_iso, ctx.actor
         seen: set[str] = set()
         in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
@@ -773,30 +767,26 @@ class Batch:
         return f"{state.stream}#{version}"  # event_id(stream, version)
 
     def seal_into(self, sink: Sink | FileTransaction) -> None:
-        """Seal the planned events into their streams' chains, hand them to ``sink`` and
-        forget them (:attr:`appended` counts them).
+        """Hand the planned events to ``sink``, which seals them into their streams' chains,
+        encrypts and inserts them, and forget them (:attr:`appended` counts them).
 
-        Each record is exactly the one ``Family`` would trigger (``ChainedAggregate._append``
-        seals it with :func:`seal` from the stream's head) and ``SealedMapper`` would store,
-        built without an event object per row, its envelope composed by :class:`Sealer`
-        (tests/test_ingest.py compares the two).
+        Each event goes as its payload's canonical bytes, with its stream's head hash when
+        it is the stream's first event of the file (the sink chains the rest: it seals in
+        order). Each record is exactly the one ``Family`` would trigger and ``SealedMapper``
+        would store, built without an event object per row (tests/test_ingest.py compares
+        the two).
         """
-        new_salt = self.new_salt
-        seal = self.sealer.seal
         chunk: list[Item] = []
         for state, version, type_, topic, payload in self.plans:
-            part = state.stream_part or state.set_stream_part()
-            envelope_bytes, hash_, salt, payload_bytes = seal(
-                part, version, type_, state.head_hash, new_salt(), payload)
-            state.head_hash = hash_
             chunk.append((state.hex, version, topic, state.needs_key, state.stream, type_,
-                          envelope_bytes, hash_, salt, payload_bytes))
+                          state.head_hash, canonical(payload)))
             state.needs_key = False
+            state.head_hash = None  # the sink holds the stream's head from here on
             if len(chunk) == SINK_CHUNK:
-                sink.put(chunk)
+                sink.put((self.recorded_at, self.actor, chunk))
                 chunk = []
         if chunk:
-            sink.put(chunk)
+            sink.put((self.recorded_at, self.actor, chunk))
         self.appended += len(self.plans)
         self.plans.clear()
 

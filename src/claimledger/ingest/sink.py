@@ -12,6 +12,7 @@ writes nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import queue
 import select
@@ -24,22 +25,32 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ClaimLedgerError, ConfigError, ConflictError, PermissionDeniedError
-from ..ledger.envelope import Sealed
+from ..ledger.envelope import Sealed, Sealer
 
 if TYPE_CHECKING:
     from ..application import LedgerApp, Settings
 
 
-#: One sealed event on its way to the database, as a plain tuple (a NamedTuple pickles ten
-#: times slower): the stream's originator id as 32 hex digits (a UUID object pickles slowly
-#: too), version, topic, whether it opens a new family's stream (its data key is then
-#: created first, with no look-up), stream, event type, and the sealed parts: canonical
-#: envelope bytes, event hash, salt (hex) and canonical payload bytes.
-Item = tuple[str, int, str, bool, str, str, bytes, str, str, bytes]
+#: One event on its way to the database, as a plain tuple (a NamedTuple pickles ten times
+#: slower): the stream's originator id as 32 hex digits (a UUID object pickles slowly too),
+#: version, topic, whether it opens a new family's stream (its data key is then created
+#: first, with no look-up), stream, event type, the stream's head hash when this is its
+#: first event in the file (None after: the sink chains them), and the payload's canonical
+#: bytes.
+Item = tuple[str, int, str, bool, str, str, "str | None", bytes]
+#: Items of one actor at one moment (recorded_at, actor, items): what :meth:`Sink.put` takes.
+Chunk = tuple[str, str, list[Item]]
 
 
 class Sink:
-    """Encrypts items with the families' data keys and inserts them, in this process."""
+    """Seals items into their streams' chains, encrypts them with the families' data keys
+    and inserts them, in this process.
+
+    Sealing here rather than where the rows are checked evens out the two processes of a
+    large file (the checking one does the most per row): salt, payload digest, envelope
+    and event hash are made here, in file order, each stream's first event chained to the
+    head the checker read, the next to the one before.
+    """
 
     def __init__(self, app: LedgerApp, *, defer_checkpoint: bool = False):
         self.app = app
@@ -47,6 +58,9 @@ class Sink:
         self._new_keys: dict[str, bytes] = {}
         self._bulk: Any = None
         self._defer = defer_checkpoint
+        self._sealer: tuple[tuple[str, str], Sealer] | None = None
+        #: stream -> (canonical stream name, hash of its last event sealed here)
+        self._heads: dict[str, tuple[bytes, str]] = {}
 
     def __enter__(self) -> Sink:
         # Exits in reverse: the transaction ends first; new keys are forgotten if it failed.
@@ -59,13 +73,24 @@ class Sink:
                  tb: TracebackType | None) -> bool:
         return self._stack.__exit__(et, e, tb)
 
-    def put(self, items: list[Item]) -> None:
+    def put(self, chunk: Chunk) -> None:
+        recorded_at, actor, items = chunk
+        if self._sealer is None or self._sealer[0] != (recorded_at, actor):
+            self._sealer = ((recorded_at, actor), Sealer(recorded_at=recorded_at, actor=actor))
+        seal = self._sealer[1].seal_bytes
         keys = self.app.keystore
         store, create = keys.store_parts, keys.create
+        heads, urandom = self._heads, os.urandom
         rows = []
-        for uid, version, topic, new_family, stream, type_, env, hash_, salt, payload in items:
+        for uid, version, topic, new_family, stream, type_, prev, payload in items:
             if new_family:
                 create(stream)
+            if prev is None:
+                part, prev = heads[stream]
+            else:
+                part = Sealer.stream_part(stream)
+            env, hash_, salt, _ = seal(part, version, type_, prev, urandom(16), payload)
+            heads[stream] = (part, hash_)
             sealed = Sealed(None, hash_, salt, env, payload)  # type: ignore[arg-type]
             rows.append((uid, version, topic, store(stream, type_, sealed)))
         self._bulk.events(rows)
@@ -185,8 +210,8 @@ class WriterProcess:
         self._send(BEGIN)
         self._open, self._replied = True, False
 
-    def put(self, items: list[Item]) -> None:
-        self._send(items)
+    def put(self, chunk: Chunk) -> None:
+        self._send(chunk)
 
     def commit(self) -> None:
         self._send(COMMIT)
@@ -242,8 +267,8 @@ class FileTransaction:
         self.writer.begin()
         return self
 
-    def put(self, items: list[Item]) -> None:
-        self.writer.put(items)
+    def put(self, chunk: Chunk) -> None:
+        self.writer.put(chunk)
 
     def commit(self) -> None:
         self.writer.commit()

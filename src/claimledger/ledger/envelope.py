@@ -98,7 +98,11 @@ class Sealer:
     def seal(self, stream_part: bytes, version: int, type_: str, prev_hash: str, salt: bytes,
              payload: dict[str, Any]) -> tuple[bytes, str, str, bytes]:
         """(envelope bytes, hash, salt hex, payload bytes), as :func:`seal` makes them."""
-        payload_bytes = canonical(payload)
+        return self.seal_bytes(stream_part, version, type_, prev_hash, salt, canonical(payload))
+
+    def seal_bytes(self, stream_part: bytes, version: int, type_: str, prev_hash: str,
+                   salt: bytes, payload_bytes: bytes) -> tuple[bytes, str, str, bytes]:
+        """:meth:`seal` given the payload's canonical bytes."""
         tail = self._types.get(type_)
         if tail is None:
             tail = self._types[type_] = b',"type":' + canonical(type_) + b',"version":'
