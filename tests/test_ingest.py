@@ -908,3 +908,28 @@ def test_the_references_read_before_parsing_are_those_the_csv_reader_finds(rows,
     next(reader)
     want = {cells[0].strip() for cells in reader if cells} - {""}
     assert first_cells(SCHEMAS[kind], text) == want
+
+
+@pytest.mark.parametrize("through_writer", [False, True], ids=["in-process", "writer"])
+def test_every_event_ingest_writes_has_its_own_salt_and_nonce(
+    county: LedgerApp, monkeypatch: pytest.MonkeyPatch, through_writer: bool,
+) -> None:
+    """Salts and AES-GCM nonces are drawn for a chunk of events at once: no two events may
+    share either (a nonce used twice under one family's key would give its payloads away)."""
+    import base64
+
+    from claimledger.ingest import importer
+    from claimledger.ledger.canonical import loads
+
+    if through_writer:
+        monkeypatch.setattr(importer, "WRITER_PROCESS_ABOVE", 0)
+        monkeypatch.setattr(importer, "SINK_CHUNK", 3)
+    ingest(county, "attendance", DATA / "attendance.csv")
+    salts, nonces = [], []
+    for row in county.rows():
+        rec = loads(row.state)
+        if "sealed" in rec:
+            nonces.append(base64.b64decode(rec["sealed"])[:12])
+            salts.append(county.open_record(row.state)["salt"])
+    assert len(nonces) > 10
+    assert len(set(nonces)) == len(nonces) and len(set(salts)) == len(salts)

@@ -80,9 +80,14 @@ def load_master_key(path: Path) -> bytes:
     return key
 
 
-def _encrypt(cipher: AESGCM, event_hash: str, plain: bytes) -> bytes:
-    """base64 of nonce + AES-GCM ciphertext, bound to the event hash."""
-    nonce = os.urandom(12)
+def _encrypt(cipher: AESGCM, event_hash: str, plain: bytes, nonce: bytes | None = None
+             ) -> bytes:
+    """base64 of nonce + AES-GCM ciphertext, bound to the event hash; the nonce is 12 random
+    bytes (given, when the caller draws many at once)."""
+    if nonce is None:
+        nonce = os.urandom(12)
+    elif len(nonce) != 12:
+        raise ValueError(f"AES-GCM nonce of {len(nonce)} bytes, expected 12")
     return b2a_base64(nonce + cipher.encrypt(nonce, plain, event_hash.encode()), newline=False)
 
 
@@ -312,16 +317,18 @@ class KeyStore:
         env = sealed.envelope
         return self.store_parts(env["stream"], env["type"], sealed)
 
-    def store_parts(self, stream: str, type_: str, sealed: Sealed) -> bytes:
+    def store_parts(self, stream: str, type_: str, sealed: Sealed, nonce: bytes | None = None
+                    ) -> bytes:
         """:meth:`store` given the event's stream and type (the envelope dict itself is not
-        needed: ingest's writer process receives the sealed parts without it)."""
+        needed: ingest's sink has the sealed parts without it) and, optionally, 12 random
+        bytes for the nonce."""
         if not stream.startswith(ENCRYPTED_PREFIX) or type_ in CLEAR_TYPES:
             return record_state(sealed)
         cipher = self._ciphers.get(stream) or self._cipher(stream, create=True)
         if cipher is None:
             raise ConfigError(f"{stream}: the family's data was erased; cannot append")
-        return sealed_state(
-            sealed, _encrypt(cipher, sealed.hash, plaintext(sealed.salt, sealed.payload_bytes)))
+        return sealed_state(sealed, _encrypt(
+            cipher, sealed.hash, plaintext(sealed.salt, sealed.payload_bytes), nonce))
 
     def open_record(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The readable form: salt and payload restored where the key still exists."""

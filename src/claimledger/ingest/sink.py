@@ -80,7 +80,11 @@ class Sink:
         seal = self._sealer[1].seal_bytes
         keys = self.app.keystore
         store, create = keys.store_parts, keys.create
-        heads, urandom = self._heads, os.urandom
+        heads = self._heads
+        # Each event's 16-byte salt and 12-byte nonce, drawn for the chunk at once (one
+        # system call instead of two per event; the bytes are the same uniform randomness).
+        random = os.urandom(28 * len(items))
+        at = 0
         rows = []
         for uid, version, topic, new_family, stream, type_, prev, payload in items:
             if new_family:
@@ -89,10 +93,12 @@ class Sink:
                 part, prev = heads[stream]
             else:
                 part = Sealer.stream_part(stream)
-            env, hash_, salt, _ = seal(part, version, type_, prev, urandom(16), payload)
+            env, hash_, salt, _ = seal(part, version, type_, prev, random[at:at + 16], payload)
             heads[stream] = (part, hash_)
             sealed = Sealed(None, hash_, salt, env, payload)  # type: ignore[arg-type]
-            rows.append((uid, version, topic, store(stream, type_, sealed)))
+            rows.append((uid, version, topic,
+                         store(stream, type_, sealed, random[at + 16:at + 28])))
+            at += 28
         self._bulk.events(rows)
 
     def commit(self) -> None:
