@@ -933,3 +933,81 @@ def test_every_event_ingest_writes_has_its_own_salt_and_nonce(
             salts.append(county.open_record(row.state)["salt"])
     assert len(nonces) > 10
     assert len(set(nonces)) == len(nonces) and len(set(salts)) == len(salts)
+
+
+@pytest.mark.parametrize("through_writer", [False, True], ids=["in-process", "writer"])
+def test_one_command_keeps_what_it_wrote_for_its_next_file_until_another_writer_comes(
+    county: LedgerApp, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, through_writer: bool,
+) -> None:
+    """One command loading several files reads each family's head once: the next file takes
+    the heads (and members) the previous one left, as long as the ledger still ends where
+    that file ended. An officer appending to a family in between makes the command read
+    the heads again, and every chain still links: the ledger verifies."""
+    from claimledger.ingest import importer
+
+    if through_writer:
+        monkeypatch.setattr(importer, "WRITER_PROCESS_ABOVE", 0)
+        monkeypatch.setattr(importer, "SINK_CHUNK", 3)
+    asked: list[int] = []
+    real = importer.LedgerView.heads
+
+    def heads(self: Any, ids: list[Any]) -> Any:
+        if self.datastore is county.recorder.datastore:  # this command's reads only
+            asked.append(len(ids))
+        return real(self, ids)
+
+    monkeypatch.setattr(importer.LedgerView, "heads", heads)
+    decrypted = []
+    real_open = county.keystore.open_record
+    monkeypatch.setattr(county.keystore, "open_record",
+                        lambda rec: decrypted.append(rec["envelope"]["type"]) or real_open(rec))
+
+    ingest(county, "attendance", DATA / "attendance.csv")  # after families and members
+    assert asked == [0] and "Family.MemberAdded" not in decrypted
+    ingest(county, "scores", DATA / "scores.csv")
+    assert asked == [0, 0]
+
+    other = open_app(county.settings)  # another officer's score for WR-0107, in between
+    ingest(other, "scores", write(tmp_path, "scores-b.csv", DESIGN_HEADERS["scores"] + "\n"
+                                  "WR-0107-M,wemwbs,2015-07-02,45,LW-Khan\n"))
+    spring = write(tmp_path, "census-spring-2016.csv", ATTENDANCE_HEADER + "\n"
+                   "WR-0107-C1,2016-01-04,2016-03-24,110,4,1,0,no,school,census\n")
+    assert ingest(county, "attendance", spring)["appended"] == 1  # after the officer's score
+    assert asked[2] > 0  # read again
+    assert ingest(county, "attendance", spring)["appended"] == 0
+    assert asked[3] == 0  # the same family: kept from the file before
+    result = county.verify()
+    assert result.ok, result.reasons
+
+
+def test_another_writer_between_a_files_read_and_its_insert_is_not_taken_for_this_command(
+    county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This command read both families' heads; while its scores file for WR-0212 is being
+    inserted, another officer's score for WR-0107 commits first. The file still goes in
+    (another family), but the command must not take the ledger's end for its own: its next
+    file, for WR-0107, reads that family's head again, chains to the officer's score, and
+    the ledger verifies."""
+    other = open_app(county.settings)
+    theirs = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
+                   "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
+    ours = write(tmp_path, "scores-0212.csv", DESIGN_HEADERS["scores"] + "\n"
+                 "WR-0212-F,wemwbs,2015-07-01,39,LW-Khan\n")
+    real = county.bulk_insert
+
+    @contextlib.contextmanager
+    def after_the_other_writer(**kw: Any) -> Any:
+        ingest(other, "scores", theirs)  # commits between this file's read and its write
+        with real(**kw) as bulk:
+            yield bulk
+
+    monkeypatch.setattr(county, "bulk_insert", after_the_other_writer)
+    assert ingest(county, "scores", ours)["appended"] == 1
+    monkeypatch.undo()
+    later = write(tmp_path, "scores-0107.csv", DESIGN_HEADERS["scores"] + "\n"
+                  "WR-0107-M,wemwbs,2015-10-01,47,LW-Khan\n")
+    assert ingest(county, "scores", later)["appended"] == 1
+    assert [r["payload"]["score"] for r in of_type(county, "WR-0107", "Family.ScoreRecorded")
+            ] == [44, 47]
+    result = county.verify()
+    assert result.ok, result.reasons

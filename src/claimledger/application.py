@@ -561,6 +561,9 @@ class BulkInsert:
         self._events_sql = (f"INSERT INTO {events} (originator_id, originator_version, topic, "
                             f"state) VALUES ({mark}, {mark}, {mark}, {mark})")
         self._keys_sql = f"INSERT INTO {keys} (stream, wrapped) VALUES ({mark}, {mark})"
+        position = "rowid" if self.sqlite else "notification_id"
+        self._last_sql = f"SELECT MAX({position}) FROM {events}"
+        self.inserted = 0
         self._allowed: set[str] = set()
         self._locked = self.sqlite  # SQLite's BEGIN takes the write lock at the first insert
 
@@ -588,6 +591,24 @@ class BulkInsert:
         if not self.sqlite:
             rows = [(uuid.UUID(o), v, t, st) for o, v, t, st in rows]
         self.cursor.executemany(self._events_sql, rows)
+        self.inserted += len(rows)
+
+    def sole_writer_since(self, position: int) -> int | None:
+        """The ledger's last position, if every event after ``position`` (where the caller's
+        read of the ledger ended) is one this block inserted, so that what the caller read
+        plus what it inserted is the whole ledger up to there; None if another writer's
+        events came between (or the block inserted nothing). Run before the commit: the
+        block holds the write lock, so no other writer's events can follow its own.
+
+        Why the last position is enough: each of the block's events took a position above
+        ``position`` (positions only grow, and it inserted after that read), so if the last
+        is ``position`` + the number it inserted, its events fill every place between."""
+        if not self.inserted:
+            return None
+        self.cursor.execute(self._last_sql)
+        row = self.cursor.fetchone()
+        last = row[0] if self.sqlite else next(iter(row.values()))
+        return int(last) if last == position + self.inserted else None
 
     def keys(self, family_keys: Sequence[tuple[str, bytes]]) -> None:
         if family_keys:

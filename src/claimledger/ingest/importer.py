@@ -55,7 +55,7 @@ from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
-from .sink import FileTransaction, Item, Sink, running_writer, writer_for
+from .sink import Appended, FileTransaction, Item, Sink, running_writer, writer_for
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -118,14 +118,17 @@ def ingest(
             with FileTransaction(app) as writer:
                 batch.build(rows, refs, progress, stream_to=writer)
                 batch.seal_into(writer)
-                writer.commit()
+                appended = writer.commit(batch.read_at)
         else:
             batch.build(rows, refs, progress)
             # Every row has passed: only now is anything sealed, encrypted and inserted.
+            appended = None
             if batch.plans:
                 with Sink(app) as sink:
                     batch.seal_into(sink)
-                    sink.commit()
+                    appended = sink.commit(batch.read_at)
+        if appended is not None and batch.appended:
+            batch.remember(appended)
     return {
         "kind": kind,
         "file": name,
@@ -380,6 +383,15 @@ class MemberIndex:
         return out
 
 
+@dataclass
+class KnownHeads:
+    """family_ref -> (version, hash) of its stream's last event, for the families one
+    command has read or written, as of a ledger position (:meth:`Batch.remember`)."""
+
+    position: int
+    heads: dict[str, tuple[int, str]]
+
+
 # --- resolving and building ---------------------------------------------------------------
 def _getter(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """The values of ``columns`` of a row, always as a tuple (itemgetter's are not for one)."""
@@ -486,6 +498,8 @@ class Batch:
         self.touched: set[str] = set()
         self.recorded_at = ""  # the application's context, read when the first row is
         self.actor = ""
+        #: the ledger position at which :meth:`load` read the ledger
+        self.read_at: int | None = None
 
     # --- loading ------------------------------------------------------------------------
     def load(self, refs: set[str]) -> None:
@@ -499,8 +513,9 @@ class Batch:
         view = self.view
         index: MemberIndex | None = None
         with view.snapshot():
+            top = self.read_at = view.last_position()
             if self.needs_members:
-                index = self.member_index()
+                index = self.member_index(top)
                 # The members kind adds to its copy as it checks (a member named twice).
                 self.members = dict(index.members) if self.kind == "members" else index.members
             if self.by_member:
@@ -510,13 +525,12 @@ class Batch:
                 members = self.members
                 assert members is not None
                 wanted = self.wanted({m.family_ref for r in refs if (m := members.get(r))})
-                heads = view.heads([u for _, u in wanted.values()])
+                heads = self.heads(wanted, top)
                 events = {k: sorted(by_stream[k]) for k in wanted if k in by_stream}
             else:
                 wanted = self.wanted(refs)
-                ids = [u for _, u in wanted.values()]
-                heads = view.heads(ids)
-                events = view.events(ids, self.topics)
+                heads = self.heads(wanted, top)
+                events = view.events([u for _, u in wanted.values()], self.topics)
         for k, (ref, uid) in wanted.items():
             self.families[ref] = self.family_state(ref, uid, heads.get(k), events.get(k, ()))
         if self.check_members:
@@ -529,13 +543,60 @@ class Batch:
             for stream in self.app.keystore.missing(new):
                 self.families[stream.split("/", 1)[1]].needs_key = True
 
-    def member_index(self) -> MemberIndex:
-        """The ledger's members as of this snapshot: the application's index brought up to
-        date from the MemberAdded and Erased events after its position (read inside
-        :meth:`LedgerView.snapshot`). An erased family's members name nobody."""
+    def heads(self, wanted: dict[Any, tuple[str, uuid.UUID]], top: int
+              ) -> dict[Any, tuple[int, str]]:
+        """Stream key -> (version, hash) of the last event of each wanted family that has
+        one: from :class:`KnownHeads` when nothing was written since this command's last
+        file, else read (inside :meth:`LedgerView.snapshot`, at ledger position ``top``)."""
+        known = self.app.ingest_cache.get("heads")
+        usable = known.heads if isinstance(known, KnownHeads) and known.position == top else {}
+        out: dict[Any, tuple[int, str]] = {}
+        missing = []
+        for k, (ref, uid) in wanted.items():
+            head = usable.get(ref)
+            if head is None:
+                missing.append(uid)
+            else:
+                out[k] = head
+        for k, (version, state) in self.view.heads(missing).items():
+            out[k] = (version, loads(state)["hash"])
+        return out
+
+    def remember(self, appended: Appended) -> None:
+        """After the file committed: keep the heads of its families, and the member index,
+        for the command's next file, as of the ledger position the file ended at, when the
+        file's events are all that was written since it read the ledger (a later file then
+        checks that the ledger still ends there)."""
+        cache: dict[str, Any] = self.app.ingest_cache
+        if appended.position is None:
+            cache.pop("heads", None)
+            return
+        known = cache.get("heads")
+        heads = (known.heads if isinstance(known, KnownHeads) and known.position == self.read_at
+                 else {})
+        for state in self.families.values():
+            new_hash = appended.heads.get(state.stream)
+            if new_hash is not None:
+                heads[state.ref] = (state.version, new_hash)
+            elif state.exists and state.head_hash is not None:
+                heads[state.ref] = (state.version, state.head_hash)
+        cache["heads"] = KnownHeads(appended.position, heads)
+        index = cache.get("members")
+        if isinstance(index, MemberIndex) and index.position == self.read_at:
+            if self.kind == "members":  # the only kind that adds members
+                assert self.members is not None
+                for ref, m in self.members.items():
+                    if m.line is not None:
+                        index.members[ref] = Member(m.family_ref, m.role, m.birth_date)
+            index.position = appended.position
+
+    def member_index(self, top: int) -> MemberIndex:
+        """The ledger's members as of this snapshot (at ledger position ``top``): the
+        application's index brought up to date from the MemberAdded and Erased events after
+        its position (read inside :meth:`LedgerView.snapshot`). An erased family's members
+        name nobody."""
         view = self.view
         cache: dict[str, Any] = self.app.ingest_cache
-        top = view.last_position()
         index = cache.get("members")
         if not isinstance(index, MemberIndex) or index.position > top:
             index = MemberIndex()
@@ -566,7 +627,7 @@ class Batch:
         return out
 
     def family_state(
-        self, ref: str, uid: uuid.UUID, head: tuple[int, bytes] | None,
+        self, ref: str, uid: uuid.UUID, head: tuple[int, str] | None,
         stored: Iterable[tuple[int, str, bytes]],
     ) -> FamilyState:
         """The family as ingest needs it, from its head and its events of ``self.topics``.
@@ -608,8 +669,7 @@ class Batch:
                     self._index(state, by_event, eid, rep)
         if head is not None:
             state.exists = True
-            state.version = head[0]
-            state.head_hash = loads(head[1])["hash"]
+            state.version, state.head_hash = head
         return state
 
     def _index(

@@ -22,7 +22,7 @@ import threading
 import weakref
 from contextlib import ExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from ..errors import ClaimLedgerError, ConfigError, ConflictError, PermissionDeniedError
 from ..ledger.envelope import Sealed, Sealer
@@ -40,6 +40,15 @@ if TYPE_CHECKING:
 Item = tuple[str, int, str, bool, str, str, "str | None", bytes]
 #: Items of one actor at one moment (recorded_at, actor, items): what :meth:`Sink.put` takes.
 Chunk = tuple[str, str, list[Item]]
+
+
+class Appended(NamedTuple):
+    """What a file's commit left: the ledger's last position if the file's events are all
+    that came after the checker's read of the ledger (else None: another writer's came
+    between), and the hash of each stream's last event."""
+
+    position: int | None
+    heads: dict[str, str]
 
 
 class Sink:
@@ -101,15 +110,21 @@ class Sink:
             at += 28
         self._bulk.events(rows)
 
-    def commit(self) -> None:
-        """Insert the new families' keys; the transaction commits as the block ends."""
+    def commit(self, read_at: int | None = None) -> Appended:
+        """Insert the new families' keys; the transaction commits as the block ends.
+        ``read_at``: the ledger position the checker's read ended at."""
         self._bulk.keys(list(self._new_keys.items()))
+        last = None if read_at is None else self._bulk.sole_writer_since(read_at)
+        return Appended(last, {stream: h for stream, (_, h) in self._heads.items()})
 
 
 #: Errors the writer process reports by name, raised again here with its message.
 _ERRORS: dict[str, type[ClaimLedgerError]] = {
     c.__name__: c for c in (ConflictError, ConfigError, PermissionDeniedError)}
-BEGIN, COMMIT, ABORT, READY = "begin", "commit", "abort", "ready"
+#: Frames to the writer: the settings, then per file BEGIN, (CHUNK, chunk)..., and
+#: (COMMIT, read_at) or (ABORT, None). Frames back: (READY, "") once, then one per file:
+#: ("ok", Appended), or (error name, message).
+BEGIN, CHUNK, COMMIT, ABORT, READY = "begin", "chunk", "commit", "abort", "ready"
 
 
 def send_frame(stream: BinaryIO, obj: Any) -> None:
@@ -217,13 +232,15 @@ class WriterProcess:
         self._open, self._replied = True, False
 
     def put(self, chunk: Chunk) -> None:
-        self._send(chunk)
+        self._send((CHUNK, chunk))
 
-    def commit(self) -> None:
-        self._send(COMMIT)
+    def commit(self, read_at: int | None = None) -> Appended:
+        self._send((COMMIT, read_at))
         self._open = False
-        if not self._replied:
-            self._reply()
+        if self._replied:  # it failed part way; _send raised that, or it was aborted
+            raise ClaimLedgerError("the ingest writer process had already answered")
+        result: Appended = self._reply()
+        return result
 
     def abort(self) -> None:
         """Roll the file back (and wait until the writer has, so the next file may begin)."""
@@ -232,11 +249,12 @@ class WriterProcess:
         self._open = False
         if self.alive():
             with contextlib.suppress(ClaimLedgerError):
-                self._send(ABORT)
+                self._send((ABORT, None))
                 if not self._replied:
                     self._reply(raise_error=False)
 
-    def _reply(self, *, raise_error: bool = True) -> None:
+    def _reply(self, *, raise_error: bool = True) -> Any:
+        """The writer's answer for the open file (its body when "ok")."""
         self._replied = True
         if not self._ready:
             self._take_ready()
@@ -247,6 +265,7 @@ class WriterProcess:
                                    "nothing of this file was written") from None
         if status != "ok" and raise_error:
             raise _ERRORS.get(status, ClaimLedgerError)(message)
+        return message
 
     def close(self) -> None:
         """Tell the writer to finish (a file still open rolls back) and wait for it."""
@@ -276,8 +295,8 @@ class FileTransaction:
     def put(self, chunk: Chunk) -> None:
         self.writer.put(chunk)
 
-    def commit(self) -> None:
-        self.writer.commit()
+    def commit(self, read_at: int | None = None) -> Appended:
+        return self.writer.commit(read_at)
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -327,12 +346,12 @@ def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
         failed = False
         try:
             with Sink(app, defer_checkpoint=True) as sink:
-                while (msg := recv_frame(inbox)) not in (COMMIT, ABORT):
-                    sink.put(msg)
-                if msg == ABORT:
+                while (msg := recv_frame(inbox))[0] == CHUNK:
+                    sink.put(msg[1])
+                if msg[0] != COMMIT:
                     raise _Aborted
-                sink.commit()
-            send_frame(outbox, ("ok", ""))
+                appended = sink.commit(msg[1])
+            send_frame(outbox, ("ok", appended))
             app.checkpoint()
         except EOFError:
             return
@@ -346,7 +365,7 @@ def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
             send_frame(outbox, ("error", f"ingest writer process: {type(e).__name__}: {e}"))
         if failed:  # read and drop the rest of the failed file
             try:
-                while recv_frame(inbox) not in (COMMIT, ABORT):
+                while recv_frame(inbox)[0] == CHUNK:
                     pass
             except EOFError:
                 return
