@@ -627,6 +627,21 @@ def test_each_record_ingest_writes_is_the_one_the_family_aggregate_and_mapper_wo
                        "Family.AttendanceRecorded", "Family.Corrected"}
 
 
+def commits_first(monkeypatch: pytest.MonkeyPatch, app: LedgerApp, other: LedgerApp,
+                  kind: str, path: Path) -> None:
+    """``other`` ingests ``path`` between the read of ``app``'s next file and its insert
+    (``app`` ingests in this process: the file is small)."""
+    real = app.bulk_insert
+
+    @contextlib.contextmanager
+    def after_the_other_writer(**kw: Any) -> Any:
+        ingest(other, kind, path)
+        with real(**kw) as bulk:
+            yield bulk
+
+    monkeypatch.setattr(app, "bulk_insert", after_the_other_writer)
+
+
 def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
     county: LedgerApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -637,15 +652,7 @@ def test_another_writer_appending_to_the_family_first_makes_the_file_a_conflict(
     other = open_app(county.settings)
     scores = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
                    "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
-    real = county.bulk_insert
-
-    @contextlib.contextmanager
-    def after_the_other_writer(**kw: Any) -> Any:
-        ingest(other, "scores", scores)  # commits between this file's read and its write
-        with real(**kw) as bulk:
-            yield bulk
-
-    monkeypatch.setattr(county, "bulk_insert", after_the_other_writer)
+    commits_first(monkeypatch, county, other, "scores", scores)
     before = count_events(county)
     with pytest.raises(ConflictError):
         ingest(county, "attendance", DATA / "attendance.csv")
@@ -993,15 +1000,7 @@ def test_another_writer_between_a_files_read_and_its_insert_is_not_taken_for_thi
                    "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
     ours = write(tmp_path, "scores-0212.csv", DESIGN_HEADERS["scores"] + "\n"
                  "WR-0212-F,wemwbs,2015-07-01,39,LW-Khan\n")
-    real = county.bulk_insert
-
-    @contextlib.contextmanager
-    def after_the_other_writer(**kw: Any) -> Any:
-        ingest(other, "scores", theirs)  # commits between this file's read and its write
-        with real(**kw) as bulk:
-            yield bulk
-
-    monkeypatch.setattr(county, "bulk_insert", after_the_other_writer)
+    commits_first(monkeypatch, county, other, "scores", theirs)
     assert ingest(county, "scores", ours)["appended"] == 1
     monkeypatch.undo()
     later = write(tmp_path, "scores-0107.csv", DESIGN_HEADERS["scores"] + "\n"
