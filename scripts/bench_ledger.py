@@ -57,7 +57,7 @@ from eventsourcing.persistence import StoredEvent
 
 from claimledger.application import Settings, open_app
 from claimledger.domain.family import EVENT_FOR_KIND, Family
-from claimledger.ingest.importer import ingest, prepare
+from claimledger.ingest.importer import finish, ingest, prepare
 from claimledger.ledger.envelope import stream_uuid
 from claimledger.synth import KINDS, generate
 
@@ -122,6 +122,9 @@ def build_ledger(workdir: Path, families: int, seed: int,
         if one_app_per_file:
             app = open_app(_settings(db, keys, "data-officer"))
         events += ingest(app, kind, workdir / "county" / f"{kind}.csv")["appended"]
+        if one_app_per_file:
+            finish(app)  # as each command ends
+    finish(app)  # the writer's last checkpoint is part of the command
     seconds = time.perf_counter() - t0
     if prof is not None:
         prof.disable()

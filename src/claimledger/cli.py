@@ -324,7 +324,7 @@ def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> Non
     Several files (a month's data matches: families, members, then the rest) load in the
     order given, one after another, in one process that reads the ledger's member index
     once; a bad file stops the command, the files before it stay loaded."""
-    from .ingest.importer import count_rows, ingest, prepare
+    from .ingest.importer import count_rows, finish, ingest, prepare
 
     if len(pairs) % 2:
         raise click.UsageError("expected KIND FILE pairs, e.g. ingest families f.csv members m.csv")
@@ -349,6 +349,7 @@ def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> Non
                 f"{r['file']}: {r['rows']} rows, {r['appended']} events appended "
                 f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the "
                 "ledger"))
+    finish(app)
     if as_json:
         emit(results[0] if len(results) == 1 else {"files": results}, True, str)
 

@@ -20,7 +20,7 @@ from .audit import claims, spotcheck
 from .audit.bundle import check_bundle, write_bundle
 from .errors import ClaimRefusedError
 from .evaluate.service import evaluate
-from .ingest.importer import ingest, prepare
+from .ingest.importer import finish, ingest, prepare
 from .synth import DEFAULT_POLICY, KINDS, generate
 
 
@@ -56,6 +56,7 @@ def run_demo(
         else:
             r = ingest(app, kind, path)
         ingested[kind] = r["appended"]
+    finish(app)
     ingest_s = time.perf_counter() - t_ingest
     events = sum(ingested.values())
 

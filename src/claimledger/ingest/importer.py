@@ -155,6 +155,15 @@ def prepare(app: LedgerApp, paths: Iterable[str | Path]) -> None:
             return
 
 
+def finish(app: LedgerApp) -> None:
+    """At the end of a command's files: wait for its writer process, if it has one, to
+    finish (copying SQLite's write-ahead log into the database file) and stop it. (It
+    would stop when the application is collected; a command's timing should include it.)"""
+    writer = running_writer(app)
+    if writer is not None:
+        writer.close()
+
+
 def count_rows(path: str | Path) -> int:
     """Data lines in a file (for a progress bar's length; quoted line breaks overcount)."""
     with Path(path).open("rb") as f:
