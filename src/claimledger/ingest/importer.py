@@ -1,21 +1,31 @@
 """Append one data-match file to the ledger: all of it in one transaction, or none of it.
 
-The file is parsed completely first. Then, in one consistent read of the ledger, each family
-it touches is loaded with only what appending this kind needs, never its whole stream: the
-head (last version and hash, from the clear envelope), whether it is registered and erased,
-its members where the kind checks them, and the row keys and natural-key index of this
-kind's events and of corrections (member-keyed kinds first read the ledger-wide member
-index, in the same pass). Cost follows what the file touches, not the ledger's history.
+First the file's reference column is read (every family or member it names, a cheap cut at
+commas and line breaks). Then, in one consistent read of the ledger, each family it touches
+is loaded with only what appending this kind needs, never its whole stream: the head (last
+version and hash, from the clear envelope), whether it is registered and erased, its
+members where the kind checks them, and the row keys and natural-key index of this kind's
+events and of corrections (member-keyed kinds first read the ledger-wide member index, in
+the same pass). Cost follows what the file touches, not the ledger's history.
 
-Each row is then checked and planned (skip, append, or correct, at which version of its
-family's stream). A small file is sealed only when every row has passed: the planned events
-are sealed, in row order, into their streams' hash chains from the heads read (each the
-very record ``Family`` would trigger and ``SealedMapper`` store, without an event object per
-row) and handed to a :mod:`~claimledger.ingest.sink`, which encrypts them and inserts them
-with the new families' data keys in one transaction: one transaction instead of one save
-per family. A large file's sink is a second process, and its events are sealed and sent a
-chunk at a time as the rows are checked, so checking, sealing, encrypting and inserting
-overlap; its transaction commits only after the last row has passed.
+Each row is then parsed, checked and planned (skip, append, or correct, at which version of
+its family's stream), in file order; the first bad row, of whatever kind, stops the file.
+Planned events go to a :mod:`~claimledger.ingest.sink` as their payloads' canonical bytes;
+the sink seals them, in row order, into their streams' hash chains from the heads read
+(each the very record ``Family`` would trigger and ``SealedMapper`` store, without an event
+object per row), encrypts them and inserts them with the new families' data keys in one
+transaction: one transaction instead of one save per family. A small file (when the
+command has no writer process) goes to a sink in this process once every row has passed. A
+large file, and every file once the command's writer process is ready, goes a chunk at a
+time as its rows are checked to the sink in that second process, so parsing and checking
+here overlap sealing, encrypting and inserting there; its transaction commits only after
+the last row has passed.
+
+One command loading several files (``claimledger ingest KIND FILE KIND FILE ...``) keeps,
+for its next file, the heads of the families it read or wrote and the member index, as of
+the ledger position its last file ended at: the insert checks that no other writer's events
+came between the file's read and its own, and the next file uses them only if the ledger
+still ends there (else it reads them again).
 
 Every event carries its provenance: the file's SHA-256, the row's line number and
 ``row_key`` = SHA-256 over the kind and the row's canonical values. A row whose key the
