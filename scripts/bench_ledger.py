@@ -300,11 +300,16 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
                       workdir: Path | None = None, repeat: int = 5) -> dict[str, Any]:
     """Ingest a county and verify it, with both baselines, in one run.
 
-    Baselines and verify are timed ``repeat`` times (best run kept); ingest once (it builds
-    the ledger the rest measures). Returns plain data: events/s and ratios per figure.
+    The raw baselines and verify are timed ``repeat`` times, ingest up to 3 times (each
+    into a fresh ledger; the last one built is the one the rest measures), the best run of
+    each kept; the eventsourcing baselines, a minute or more each, once. Returns plain data:
+    events/s and ratios per figure.
     """
     work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
-    ledger = build_ledger(work / f"county-{families}", families, seed)
+    builds = [build_ledger(work / f"county-{families}", families, seed)
+              for _ in range(max(1, min(repeat, 3)))]
+    ledger = {**builds[-1], "seconds": min(b["seconds"] for b in builds),
+              "runs": [round(b["seconds"], 3) for b in builds]}
     per_file = build_ledger(work / f"county-{families}", families, seed, one_app_per_file=True,
                             name="per-file")
     open_app(_settings(ledger["db"], ledger["keys"], "admin")).seal()
@@ -325,7 +330,7 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
         "seed": seed,
         "ledger": ledger["db"],
         "ingest": {"events": ledger["events"], "seconds": ledger["seconds"],
-                   "events_per_s": ingest_rate},
+                   "runs": ledger["runs"], "events_per_s": ingest_rate},
         "ingest_per_file": {"events": per_file["events"], "seconds": per_file["seconds"],
                             "events_per_s": _rate(per_file["events"], per_file["seconds"])},
         "raw_sqlite": {**raw, "events_per_s": raw_rate},
@@ -491,7 +496,8 @@ def format_table(r: dict[str, Any]) -> str:
                      f"SQLite {m['sqlite']}, load average {m['load_average']}")
     lines += ["", "| measurement | events | seconds | events/s |", "|---|---:|---:|---:|"]
     for label, key, n in (
-        ("ingest (one command, 11 files, fresh SQLite ledger)", "ingest", "events"),
+        (f"ingest (one command, 11 files, fresh SQLite ledger; best of "
+         f"{len(r['ingest'].get('runs') or [1])})", "ingest", "events"),
         ("(reference) ingest, 11 commands of one file each", "ingest_per_file", "events"),
         ("raw sqlite3 executemany of the stored rows", "raw_sqlite", "rows"),
         ("eventsourcing, get + trigger + one save() per family per file", "eventsourcing",
@@ -529,6 +535,9 @@ def format_table(r: dict[str, Any]) -> str:
         else:
             meas, req = num(t["measured"]), f">= {num(t['required'])}"
         lines.append(f"| {t['target']} | {meas} | {req} | {t['verdict']} |")
+    runs = r["ingest"].get("runs")
+    if runs and len(runs) > 1:
+        lines += ["", "ingest runs, seconds: " + ", ".join(f"{x:.2f}" for x in runs)]
     floor = r["ratios"].get("ingest_vs_eventsourcing_save_only")
     if floor is not None:
         lines += ["", f"ingest / eventsourcing one save() per family of pre-built events "
