@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import pstats
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def build_ledger(workdir: Path, families: int, seed: int,
     path = _fresh(workdir / f"{name}.sqlite")
     db = f"sqlite:///{path}"
     keys = workdir / f"{name}-keys" if name != "ledger" else workdir / "keys"
+    shutil.rmtree(keys, ignore_errors=True)  # a fresh ledger's own keys (built again: best of)
     open_app(_settings(db, keys, "admin"), must_exist=False).init(county["authority"])
     events = 0
     if prof is not None:
