@@ -249,6 +249,7 @@ def first_cells(schema: Schema, text: str) -> set[str]:
     carriage return, and it is read as CSV, as :func:`parse_rows` reads it."""
     column = schema.header.index(schema.ref)
     plain = text.replace("\r\n", "\n")
+    refs: set[str] = set()
     if '"' not in plain and "\r" not in plain:  # rows are exactly its lines
         lines = plain.split("\n")[1:]
         if column == 0:
@@ -256,17 +257,15 @@ def first_cells(schema: Schema, text: str) -> set[str]:
         else:
             refs = {cells[column].strip() for line in lines
                     if len(cells := line.split(",")) > column}
-        refs.discard("")  # a row without its reference is a bad row (the column is required)
-        return refs
-    refs: set[str] = set()
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        next(reader, None)
-        for cells in reader:
-            if len(cells) > column:
-                refs.add(cells[column].strip())
-    except csv.Error:  # parse_rows reports it, at its line, once the rows before it are in
-        pass
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            next(reader, None)
+            for cells in reader:
+                if len(cells) > column:
+                    refs.add(cells[column].strip())
+        except csv.Error:  # parse_rows reports it, at its line, once the rows before are in
+            pass
     refs.discard("")  # a row without its reference is a bad row (the column is required)
     return refs
 

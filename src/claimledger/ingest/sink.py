@@ -205,11 +205,7 @@ class WriterProcess:
 
     def _has_reply(self) -> bool:
         """Whether a reply for the open file is waiting (the ready frame is taken first)."""
-        if not self._ready:
-            if not select.select([self._proc.stdout], [], [], 0)[0]:
-                return False
-            self._take_ready()
-        return bool(select.select([self._proc.stdout], [], [], 0)[0])
+        return self.ready() and bool(select.select([self._proc.stdout], [], [], 0)[0])
 
     def ready(self) -> bool:
         """Whether the writer has started and opened the ledger (never waits)."""
