@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from pathlib import Path
 
@@ -128,3 +130,29 @@ def test_composed_envelopes_equal_seal(payload, actor, stream, type_, version, s
     got = sealer.seal(Sealer.stream_part(stream), version, type_, prev, salt, payload)
     assert got == (want.envelope_bytes, want.hash, want.salt, want.payload_bytes)
     assert got[0] == rfc8785.dumps(want.envelope)
+
+
+def _decoded(decode, text):
+    try:
+        return decode(text)
+    except ValueError as e:  # binascii.Error is a ValueError
+        return type(e)
+
+
+BASE64_TEXT = st.one_of(
+    st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),  # what writers make
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_*é",
+            max_size=24),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(BASE64_TEXT)
+def test_ciphertexts_decode_exactly_as_binascii_reads_them(text):
+    """Sealed payloads' base64 goes through pybase64 when it is strict base64 and through
+    ``binascii.a2b_base64`` otherwise: whatever the text (stray characters, extra padding,
+    non-ASCII), the bytes, or the failure, must be a2b_base64's, or a forged ciphertext
+    could read one way in verify and another in every reader."""
+    from claimledger.crypto import unbase64
+
+    assert _decoded(unbase64, text) == _decoded(binascii.a2b_base64, text)
