@@ -19,8 +19,11 @@ One run on one synthetic county (``claimledger.synth.generate``, the demo's gene
   no cipher, no hashing) on a fresh SQLite file. For reference the table also gives the
   ledger's own event objects, decoded beforehand, saved one ``save()`` per family with all
   of the family's events at once (no replay, no building);
-- **verify**: ``LedgerApp.verify`` (every hash, link, payload digest, Merkle root and the
-  signature of one checkpoint sealed after ingest) against a raw scan
+- **verify**: ``LedgerApp.verify`` (every hash, link, Merkle root and the signature of one
+  checkpoint sealed after ingest), twice: with the master key at hand, as on the council's
+  server (every sealed payload is then decrypted and its digest checked too), and as an
+  auditor holding only the public key and the witness (sealed payloads are counted: their
+  digests stay bound by the hashes), each against a raw scan
   (``SELECT state ... ORDER BY rowid``) plus SHA-256 of the same stored bytes;
 - **memory**: peak RSS (``ru_maxrss``) of a separate ``export`` and a separate ``verify``,
   each in its own process, at two county sizes.
@@ -274,13 +277,31 @@ def raw_scan_sha256(ledger_path: Path) -> dict[str, Any]:
     return {"rows": n, "seconds": seconds}
 
 
-def verify_ledger(ledger: dict[str, Any], jobs: int | None = None) -> dict[str, Any]:
-    """LedgerApp.verify as the `verify` command runs it (with the master key at hand, so
-    every sealed payload is decrypted and its digest checked); ``jobs`` None is the
-    command's default (one process per CPU for a large ledger)."""
+def auditor_keys(ledger: dict[str, Any]) -> Path:
+    """A key directory as an auditor away from the council's server holds it: the ledger's
+    public signing key and its witness, no master key."""
+    keys = Path(ledger["keys"])
+    out = keys.parent / f"{keys.name}-auditor"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    for name in ("signing.pub", "witness.json"):
+        shutil.copy2(keys / name, out / name)
+    return out
+
+
+def verify_ledger(ledger: dict[str, Any], jobs: int | None = None, *,
+                  master_key: bool = True) -> dict[str, Any]:
+    """LedgerApp.verify as the `verify` command runs it; ``jobs`` None is the command's
+    default (one process per CPU for a large ledger). ``master_key``: with the key at hand
+    (every sealed payload is decrypted and its digest checked), else as an auditor without
+    it (every hash, link, Merkle root and signature; sealed payloads counted)."""
     from claimledger.parallel_verify import jobs_for
 
-    app = open_app(_settings(ledger["db"], ledger["keys"], "admin"))
+    keys = ledger["keys"] if master_key else auditor_keys(ledger)
+    app = open_app(_settings(ledger["db"], keys, "admin"))
+    if (app.payload_checks()[0] is not None) != master_key:
+        raise SystemExit(f"{keys}: the master key is {'not ' if master_key else ''}usable "
+                         "here (is CLAIMLEDGER_MASTER_KEY_FILE set?)")
     used = jobs_for(app) if jobs is None else jobs
     t0 = time.perf_counter()
     result = app.verify(jobs=used)
@@ -321,10 +342,12 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
     scan = _best([raw_scan_sha256(ledger["path"]) for _ in range(repeat)])
     ver = _best([verify_ledger(ledger) for _ in range(repeat)])
     ver1 = _best([verify_ledger(ledger, jobs=1) for _ in range(repeat)])
+    nokey = _best([verify_ledger(ledger, master_key=False) for _ in range(repeat)])
     ingest_rate = _rate(ledger["events"], ledger["seconds"])
     raw_rate = _rate(raw["rows"], raw["seconds"])
     lib_rate = _rate(lib["events"], lib["seconds"])
     verify_rate = _rate(ver["events"], ver["seconds"])
+    nokey_rate = _rate(nokey["events"], nokey["seconds"])
     scan_rate = _rate(scan["rows"], scan["seconds"])
     return {
         "workdir": str(work),
@@ -341,12 +364,14 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
                                     "events_per_s": _rate(floor["events"], floor["seconds"])},
         "verify": {**ver, "events_per_s": verify_rate},
         "verify_one_process": {**ver1, "events_per_s": _rate(ver1["events"], ver1["seconds"])},
+        "verify_without_master_key": {**nokey, "events_per_s": nokey_rate},
         "raw_scan": {**scan, "events_per_s": scan_rate},
         "ratios": {"ingest_vs_raw_sqlite": ingest_rate / raw_rate,
                    "ingest_vs_eventsourcing": ingest_rate / lib_rate,
                    "ingest_vs_eventsourcing_save_only":
                        ingest_rate / _rate(floor["events"], floor["seconds"]),
-                   "verify_vs_raw_scan": verify_rate / scan_rate},
+                   "verify_vs_raw_scan": verify_rate / scan_rate,
+                   "verify_without_master_key_vs_raw_scan": nokey_rate / scan_rate},
     }
 
 
@@ -462,10 +487,17 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         ratios["ingest_vs_eventsourcing"],
         INGEST_MIN_VS_EVENTSOURCING,
         ratios["ingest_vs_eventsourcing"] >= INGEST_MIN_VS_EVENTSOURCING, "x")
-    add("verify events/s", ver["events_per_s"], VERIFY_MIN_EVENTS_PER_S,
+    add("verify events/s, with the master key", ver["events_per_s"], VERIFY_MIN_EVENTS_PER_S,
         ver["events_per_s"] >= VERIFY_MIN_EVENTS_PER_S and ver["ok"], "events/s")
-    add("verify / raw scan + SHA-256", ratios["verify_vs_raw_scan"], VERIFY_MIN_VS_RAW,
-        ratios["verify_vs_raw_scan"] >= VERIFY_MIN_VS_RAW, "x")
+    add("verify / raw scan + SHA-256, with the master key", ratios["verify_vs_raw_scan"],
+        VERIFY_MIN_VS_RAW, ratios["verify_vs_raw_scan"] >= VERIFY_MIN_VS_RAW, "x")
+    nokey = r["verify_without_master_key"]
+    add("verify events/s, without the master key", nokey["events_per_s"],
+        VERIFY_MIN_EVENTS_PER_S,
+        nokey["events_per_s"] >= VERIFY_MIN_EVENTS_PER_S and nokey["ok"], "events/s")
+    add("verify / raw scan + SHA-256, without the master key",
+        ratios["verify_without_master_key_vs_raw_scan"], VERIFY_MIN_VS_RAW,
+        ratios["verify_without_master_key_vs_raw_scan"] >= VERIFY_MIN_VS_RAW, "x")
     mem = r.get("memory")
     if mem and mem["sizes"]:
         peak = max(max(s["export"]["peak_mb"], s["verify"]["peak_mb"]) for s in mem["sizes"])
@@ -506,9 +538,13 @@ def format_table(r: dict[str, Any]) -> str:
          "events"),
         ("(reference) eventsourcing, one save() per family of pre-built events",
          "eventsourcing_save_only", "events"),
-        (f"verify (hashes, links, digests, Merkle, signature), {r['verify']['jobs']} "
-         "processes", "verify", "events"),
-        ("(reference) verify in one process", "verify_one_process", "events"),
+        (f"verify with the master key (hashes, links, decrypted payload digests, Merkle, "
+         f"signature), {r['verify']['jobs']} processes", "verify", "events"),
+        ("(reference) verify with the master key in one process", "verify_one_process",
+         "events"),
+        (f"verify without the master key (hashes, links, Merkle, signature; sealed payloads "
+         f"counted), {r['verify_without_master_key']['jobs']} processes",
+         "verify_without_master_key", "events"),
         ("raw scan + SHA-256 of the stored bytes", "raw_scan", "rows"),
     ):
         f = r[key]

@@ -70,6 +70,7 @@ def test_every_figure_is_taken_on_the_same_events(figures: dict[str, Any]):
     assert figures["raw_sqlite"]["rows"] == events + 2
     assert figures["raw_scan"]["rows"] == events + 2
     assert figures["verify"]["events"] == events + 2
+    assert figures["verify_without_master_key"]["events"] == events + 2
     # eventsourcing builds and saves exactly the county's family events, file by file, one
     # save() per family a file touches; and (for reference) saves the ledger's own event
     # objects with one save() per family.
@@ -78,7 +79,7 @@ def test_every_figure_is_taken_on_the_same_events(figures: dict[str, Any]):
         assert figures[name]["families"] == 4
     assert 4 * 2 <= figures["eventsourcing"]["saves"] <= 4 * 11  # families, members, ...
     for name in ("ingest", "raw_sqlite", "eventsourcing", "eventsourcing_save_only", "verify",
-                 "raw_scan"):
+                 "verify_without_master_key", "raw_scan"):
         assert figures[name]["events_per_s"] > 0, name
 
 
@@ -87,6 +88,11 @@ def test_verify_checks_every_payload_and_the_checkpoint(figures: dict[str, Any])
     assert v["ok"] and v["failure"] == []
     assert v["checkpoints"] == 1
     assert v["unchecked_payloads"] == 0  # the master key was at hand: every digest checked
+    # As an auditor without it: the same events and checkpoint; every family payload (all
+    # but the ledger's own two events) sealed and counted, not opened.
+    a = figures["verify_without_master_key"]
+    assert a["ok"] and a["failure"] == [] and a["checkpoints"] == 1
+    assert a["unchecked_payloads"] == figures["ingest"]["events"]
 
 
 def test_the_baselines_hold_exactly_the_ledgers_events(figures: dict[str, Any]):
@@ -122,9 +128,9 @@ def test_memory_is_measured_per_county_size_in_separate_processes(figures: dict[
 
 def test_each_target_gets_a_verdict(figures: dict[str, Any], bench: ModuleType):
     verdicts = {t["target"].split(":")[0]: t["verdict"] for t in figures["targets"]}
-    assert len(verdicts) == 7 and set(verdicts.values()) <= {"PASS", "MISS"}
+    assert len(verdicts) == 9 and set(verdicts.values()) <= {"PASS", "MISS"}
     table = bench.format_table(figures)
-    assert table.count("| PASS |") + table.count("| MISS |") == 7
+    assert table.count("| PASS |") + table.count("| MISS |") == 9
     assert f"{figures['ingest']['events']:,}" in table
 
 
@@ -133,8 +139,9 @@ def test_verdicts_compare_against_the_issues_targets(figures: dict[str, Any], be
     at = json.loads(json.dumps(figures))
     at["ingest"]["events_per_s"] = 25_000
     at["ratios"] = {"ingest_vs_raw_sqlite": 0.6, "ingest_vs_eventsourcing": 3.0,
-                    "verify_vs_raw_scan": 0.5}
+                    "verify_vs_raw_scan": 0.5, "verify_without_master_key_vs_raw_scan": 0.5}
     at["verify"]["events_per_s"] = 100_000
+    at["verify_without_master_key"]["events_per_s"] = 100_000
     for s in at["memory"]["sizes"]:
         for what in ("export", "verify"):
             s[what].update(startup_mb=50.0, peak_mb=60.0)
@@ -145,8 +152,9 @@ def test_verdicts_compare_against_the_issues_targets(figures: dict[str, Any], be
     below = json.loads(json.dumps(at))
     below["ingest"]["events_per_s"] = 24_999
     below["ratios"] = {"ingest_vs_raw_sqlite": 0.59, "ingest_vs_eventsourcing": 2.9,
-                       "verify_vs_raw_scan": 0.49}
+                       "verify_vs_raw_scan": 0.49, "verify_without_master_key_vs_raw_scan": 0.49}
     below["verify"]["events_per_s"] = 99_999
+    below["verify_without_master_key"]["events_per_s"] = 99_999
     below["memory"]["sizes"][-1]["verify"].update(startup_mb=50.0, peak_mb=300.0)
     below["memory"]["events_flat"]["all"].update(startup_mb=50.0, peak_mb=60.1)
     assert {t["verdict"] for t in bench.targets(below)} == {"MISS"}
