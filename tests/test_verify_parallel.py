@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claimledger.application import Settings, open_app
-from claimledger.ledger import signing
+from claimledger.ledger import merkle, signing
 from claimledger.ledger import verify as verify_module
 from claimledger.ledger.canonical import loads
-from claimledger.ledger.verify import VerifyResult
+from claimledger.ledger.verify import Combiner, RangeCheck, VerifyResult, _Tree
 from claimledger.parallel_verify import jobs_for
 from claimledger.protection import erase
 from ledger_story import build, reseal, signed_by_another_key
@@ -277,3 +279,38 @@ def test_automatic_jobs_use_every_cpu_only_for_a_ledger_of_several_ranges(
     assert jobs_for(app) == 1
     monkeypatch.setattr(verify_module, "CHUNK", 5)
     assert jobs_for(app) == (os.cpu_count() or 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 300), st.lists(st.integers(1, 200), max_size=6), st.data())
+def test_the_merkle_tree_grows_by_blocks_exactly_as_leaf_by_leaf(before, cuts, data):
+    """verify's fold hashes aligned blocks of leaves a list at a time: whatever the tree's
+    size when a range comes and wherever the range is cut (ledger events cut it), the
+    frontier and the window's snapshots must be exactly merkle.Frontier's, leaf by leaf,
+    and the tree at every size in the window must have Frontier's root."""
+    total = before + sum(cuts)
+    leaves = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(total)]
+    c = Combiner()
+    c._grow(RangeCheck(leaves=b"".join(leaves[:before])), 0, before)
+    rc = RangeCheck(leaves=b"".join(leaves[before:]))
+    a = 0
+    for n in cuts:
+        c._grow(rc, a, a + n)
+        a += n
+    reference = merkle.Frontier()
+    roots = []
+    for leaf in leaves:
+        reference.append(leaf)
+        roots.append(reference.root())
+    assert c.size == total
+    assert c.tree.stack == [h for _, h in reference.stack or []]
+    for size, stack in c.tree.snapshots:
+        assert size % verify_module.SNAPSHOT_EVERY == 0
+        assert _Tree.frontier(size, stack).root() == (roots[size - 1] if size else
+                                                      merkle.EMPTY_ROOT)
+    newest = c.tree.snapshots[-1][0]
+    assert newest == total - total % verify_module.SNAPSHOT_EVERY
+    size = data.draw(st.integers(max(newest - 2 * verify_module.SNAPSHOT_EVERY, 1), total)
+                     ) if total else 0
+    if size:
+        assert c.tree.frontier_at(size, total).root() == roots[size - 1]

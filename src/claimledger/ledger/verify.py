@@ -58,6 +58,7 @@ LEDGER_TYPES = (*KEY_TYPES, CHECKPOINT_TYPE)
 FRONTIER_WINDOW = 4096
 #: Events between the frontier snapshots the window keeps (a past frontier is rebuilt from the
 #: snapshot before it and the leaf hashes since, instead of copying the frontier per event).
+#: A power of two: the tree also grows by aligned blocks of this many leaves.
 SNAPSHOT_EVERY = 64
 #: Rows per range: big enough that the per-range cost (each stream touched is stitched once)
 #: is small per event, small enough that one range's data stays a few megabytes.
@@ -529,21 +530,38 @@ class Combiner:
     def _grow(self, rc: RangeCheck, a: int, b: int) -> None:
         """Events ``a`` to ``b`` (exclusive) of the range into the Merkle tree: the frontier,
         inline (merkle.Frontier.append without the per-leaf objects; the stack holds one
-        perfect-subtree root per set bit of the size, largest first), and the window."""
+        perfect-subtree root per set bit of the size, largest first), and the window.
+
+        Leaf by leaf up to a multiple of :data:`SNAPSHOT_EVERY`, then a block of that many
+        leaves at a time: the block's perfect subtree is hashed level by level, a list at a
+        time (the same hashes, in far fewer interpreter steps), and its root goes onto the
+        stack as a leaf would at that level; then the leaves after the last whole block.
+        The stack and the snapshots are exactly the leaf-by-leaf ones."""
         if a >= b:
             return
         tree, leaves = self.tree, rc.leaves
         stack, snapshots = tree.stack, tree.snapshots
         pop, push = stack.pop, stack.append
         size = self.size
-        for k in range(32 * a, 32 * b, 32):
-            node = leaves[k:k + 32]
-            n = size
+        k, end = 32 * a, 32 * b
+        block = 32 * SNAPSHOT_EVERY
+        shift = SNAPSHOT_EVERY.bit_length() - 1
+        while k < end:
+            if size % SNAPSHOT_EVERY or k + block > end:  # one leaf
+                node, n, step = leaves[k:k + 32], size, 1
+            else:  # a whole block, aligned: its subtree's root, at level `shift`
+                nodes = [leaves[j:j + 32] for j in range(k, k + block, 32)]
+                while len(nodes) > 1:  # 64, 32, ... 2: always pairs
+                    pairs = iter(nodes)
+                    nodes = [sha256(b"\x01" + x + y).digest()
+                             for x, y in zip(pairs, pairs, strict=True)]
+                node, n, step = nodes[0], size >> shift, SNAPSHOT_EVERY
             while n & 1:
                 node = sha256(b"\x01" + pop() + node).digest()
                 n >>= 1
             push(node)
-            size += 1
+            size += step
+            k += 32 * step
             if not size % SNAPSHOT_EVERY:
                 snapshots.append((size, tuple(stack)))
         self.size = size
