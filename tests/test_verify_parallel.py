@@ -37,8 +37,8 @@ def every_way(s: Settings, monkeypatch: pytest.MonkeyPatch, at: int | None = Non
               ) -> tuple[VerifyResult, list[tuple[str, VerifyResult]]]:
     """The one-pass result (the whole story is one range), and (how, result) in ranges of a
     few events with one and with two processes; ``at``: a position to begin a range with."""
-    assert open_app(s).recorder.max_notification_id() < verify_module.CHUNK
-    reference = open_app(s).verify(jobs=1)
+    assert _verified(s, lambda app: app.recorder.max_notification_id()) < verify_module.CHUNK
+    reference = _verified(s, lambda app: app.verify(jobs=1))
     sizes = set(RANGE_SIZES)
     if at is not None and at > 2:
         sizes.add(at - 1)  # ranges 1..at-1, at..: the tampered event begins the second
@@ -46,9 +46,21 @@ def every_way(s: Settings, monkeypatch: pytest.MonkeyPatch, at: int | None = Non
     for size in sorted(sizes):
         monkeypatch.setattr(verify_module, "CHUNK", size)
         for jobs in (1, 2):
-            others.append((f"jobs={jobs}, ranges of {size}", open_app(s).verify(jobs=jobs)))
+            others.append((f"jobs={jobs}, ranges of {size}",
+                           _verified(s, lambda app, j=jobs: app.verify(jobs=j))))
     monkeypatch.undo()
     return reference, others
+
+
+def _verified(s: Settings, use: Callable[[Any], Any]) -> Any:
+    """``use`` on an application closed straight after: left to the garbage collector, a
+    PostgreSQL one could be collected on one of its own pool's threads, whose close() then
+    tries to join that very thread (a PytestUnraisableExceptionWarning, now and then)."""
+    app = open_app(s)
+    try:
+        return use(app)
+    finally:
+        app.close()
 
 
 def assert_all_alike(reference: VerifyResult, others: list[tuple[str, VerifyResult]]) -> None:
