@@ -86,14 +86,9 @@ def test_a_refused_command_writes_nothing(county: County):
 
 
 def test_postgres_refuses_update_and_delete_of_events(tmp_path: Path, run):
-    from conftest import PG_URL, _pg_admin_url
+    from conftest import _pg_admin_url, require_postgres
 
-    if not PG_URL:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("CLAIMLEDGER_TEST_PG_URL is not set in CI")
-        pytest.skip("no PostgreSQL server (see scripts/pg-start)")
+    require_postgres()
     name = "t_" + uuid.uuid4().hex[:12]
     role = "app_" + uuid.uuid4().hex[:8]
     admin = _pg_admin_url()

@@ -6,7 +6,6 @@ and later hands a copy back as SQLite to an auditor. Nothing may change on the w
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 
 from claimledger.application import Settings, open_app
-from conftest import PG_URL, _pg_admin_url
+from conftest import _pg_admin_url, require_postgres
 from ledger_story import build
 
 
@@ -24,10 +23,7 @@ def _hashes(app) -> list[tuple[int, bytes]]:
 
 @pytest.fixture
 def pg_db():
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("CLAIMLEDGER_TEST_PG_URL is not set in CI: PostgreSQL tests must run")
-        pytest.skip("no PostgreSQL server (see scripts/pg-start)")
+    require_postgres()
     name = "t_" + uuid.uuid4().hex[:16]
     with psycopg.connect(_pg_admin_url(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
