@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ConfigError, IntegrityError
 from .ledger.canonical import loads
-from .ledger.envelope import Sealed, plaintext, record_state, sealed_state
+from .ledger.envelope import Sealed, payload_digest, plaintext, record_state, sealed_state
 
 if TYPE_CHECKING:
     from .application import LedgerApp
@@ -397,7 +397,5 @@ class KeyStore:
                 digest = hashlib.sha256(salt + plain[11:n]).hexdigest()
                 if digest == env.get("payload_digest"):
                     return digest
-        from .ledger.envelope import payload_digest
-
         inner = loads(plain)
         return payload_digest(bytes.fromhex(inner["salt"]), inner["payload"])
