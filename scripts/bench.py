@@ -209,14 +209,15 @@ def bench_explain_target(work: Path, settings: Settings, runs: int, out: Out) ->
 
 
 def bench_ledger(args: argparse.Namespace, out: Out) -> dict[str, Any]:
-    """Issue 5: ingest vs raw SQLite and eventsourcing, verify vs a raw scan, peak RSS.
+    """Issue 5: ingest vs raw SQLite and eventsourcing, verify vs a raw scan, peak RSS;
+    with ``--pg URL`` ingest and verify on PostgreSQL too.
 
     The county is the demo's (``--ledger-families``, default 3,000); see bench_ledger.py.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_ledger
 
-    r = bench_ledger.run(args.ledger_families, args.seed, repeat=args.rounds)
+    r = bench_ledger.run(args.ledger_families, args.seed, repeat=args.rounds, pg=args.pg)
     out(bench_ledger.format_table(r))
     return r
 
@@ -239,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain-runs", type=int, default=300)
     parser.add_argument("--ledger-families", type=int, default=3000,
                         help="county size for the ledger section (the demo's 3,000)")
+    parser.add_argument("--pg", metavar="URL",
+                        help="ledger section: also on this PostgreSQL server (a role that may "
+                             "create databases; the bench makes its own and drops them)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     out: Out = (lambda _line: None) if args.json else print

@@ -37,6 +37,7 @@ against each target of the issue. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import hashlib
 import io
@@ -59,7 +60,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
-from claimledger.application import Settings, open_app
+from claimledger.application import BulkInsert, Settings, open_app
 from claimledger.domain.family import EVENT_FOR_KIND, Family
 from claimledger.ingest.importer import finish, ingest, prepare
 from claimledger.ledger.envelope import stream_uuid
@@ -105,14 +106,14 @@ def _fresh(path: Path) -> Path:
 
 def build_ledger(workdir: Path, families: int, seed: int,
                  prof: cProfile.Profile | None = None, *, one_app_per_file: bool = False,
-                 name: str = "ledger") -> dict[str, Any]:
-    """Synthesise a county (the same files each time), initialise a fresh ledger, ingest the
-    eleven files, in one application or one per file; only the ingest is timed (and
-    profiled, given ``prof``)."""
+                 name: str = "ledger", db: str | None = None) -> dict[str, Any]:
+    """Synthesise a county (the same files each time), initialise a fresh ledger (a SQLite
+    file, or the empty database ``db``), ingest the eleven files, in one application or one
+    per file; only the ingest is timed (and profiled, given ``prof``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     county = generate(workdir / "county", families, seed)
-    path = _fresh(workdir / f"{name}.sqlite")
-    db = f"sqlite:///{path}"
+    path = None if db else _fresh(workdir / f"{name}.sqlite")
+    db = db or f"sqlite:///{path}"
     keys = workdir / f"{name}-keys" if name != "ledger" else workdir / "keys"
     shutil.rmtree(keys, ignore_errors=True)  # a fresh ledger's own keys (built again: best of)
     open_app(_settings(db, keys, "admin"), must_exist=False).init(county["authority"])
@@ -378,7 +379,7 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
 _CHILD = """
 import json, resource, sys
 from pathlib import Path
-from claimledger.application import Settings, open_app
+from claimledger.application import BulkInsert, Settings, open_app
 
 def peak_kib():
     # VmHWM: this process's own peak. ru_maxrss would do, except that in a child started by
@@ -451,6 +452,153 @@ def run_memory(sizes: tuple[int, ...] = (750, 3000), seed: int = DEMO_SEED,
     return out
 
 
+#: A table of the shape eventsourcing's PostgreSQL recorder gives the ledger's events (same
+#: columns, key and notification-id index), for the raw baselines.
+_PG_RAW_TABLE = (
+    "DROP TABLE IF EXISTS raw_events",
+    "CREATE TABLE raw_events (originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+    "topic text, state bytea, notification_id bigserial, "
+    "PRIMARY KEY (originator_id, originator_version))",
+    "CREATE UNIQUE INDEX raw_events_notification_id ON raw_events (notification_id)",
+)
+
+
+def _libpq(url: str, database: str | None = None) -> str:
+    """``url`` (any SQLAlchemy PostgreSQL spelling) as psycopg connects to it, optionally to
+    another database of the same server."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url).set(drivername="postgresql")
+    return (u.set(database=database) if database else u).render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def pg_database(server: str) -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server of ``server`` (a URL whose role may
+    create databases), dropped when the block ends."""
+    import psycopg
+
+    name = "claimledger_bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(_libpq(server), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield _libpq(server, name)
+    finally:
+        with psycopg.connect(_libpq(server), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def raw_pg_insert(db: str, rows: list[tuple[Any, ...]], *, copy: bool) -> dict[str, Any]:
+    """The stored rows into a fresh table of the ledger's shape, one transaction: psycopg's
+    binary COPY (as ingest inserts on PostgreSQL) or, for reference, its executemany."""
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        for statement in _PG_RAW_TABLE:
+            conn.execute(statement)
+        conn.commit()
+        columns = "raw_events (originator_id, originator_version, topic, state)"
+        t0 = time.perf_counter()
+        with conn.cursor() as c:
+            if copy:
+                with c.copy(f"COPY {columns} FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types(BulkInsert.PG_COPY_TYPES)
+                    for row in rows:
+                        cp.write_row(row)
+            else:
+                c.executemany(f"INSERT INTO {columns} VALUES (%s, %s, %s, %s)", rows)
+        conn.commit()
+        seconds = time.perf_counter() - t0
+    return {"rows": len(rows), "seconds": seconds}
+
+
+def raw_pg_scan(db: str, table: str) -> dict[str, Any]:
+    """SELECT state in ledger order through a server-side cursor, and SHA-256 each."""
+    import psycopg
+
+    with psycopg.connect(db) as conn, conn.cursor(name="raw_scan") as c:
+        c.itersize = 5000
+        sha256 = hashlib.sha256
+        n = 0
+        t0 = time.perf_counter()
+        c.execute(f"SELECT state FROM {table} ORDER BY notification_id")
+        for (state,) in c:
+            sha256(state).digest()
+            n += 1
+        seconds = time.perf_counter() - t0
+    return {"rows": n, "seconds": seconds}
+
+
+def run_postgres(server: str, families: int = 3000, seed: int = DEMO_SEED,
+                 workdir: Path | None = None, repeat: int = 5) -> dict[str, Any]:
+    """The multi-user path, on the PostgreSQL server of ``server``: the same county ingested
+    by one command into a fresh database (best of 2), against psycopg's binary COPY of the
+    very rows it stored into a table of the same shape (and, for reference, an
+    executemany); verify with and without the master key, against a raw scan + SHA-256.
+    The server runs on this machine, so it shares the two cores. Issue 5's targets are for
+    the embedded default; these figures have none. Every database made is dropped."""
+    import psycopg
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
+    with contextlib.ExitStack() as stack:
+        builds = [build_ledger(work / f"county-{families}", families, seed, name="pg",
+                               db=stack.enter_context(pg_database(server)))
+                  for _ in range(max(1, min(repeat, 2)))]
+        ledger = builds[-1]
+        app = open_app(_settings(ledger["db"], ledger["keys"], "admin"))
+        app.seal()
+        table = app.recorder.events_table_name  # type: ignore[attr-defined]
+        with psycopg.connect(ledger["db"]) as conn:
+            version = conn.info.server_version
+            rows = conn.execute(f"SELECT originator_id, originator_version, topic, state FROM "
+                                f"{table} ORDER BY notification_id").fetchall()
+        raw_db = stack.enter_context(pg_database(server))
+        copy = _best([raw_pg_insert(raw_db, rows, copy=True) for _ in range(repeat)])
+        many = _best([raw_pg_insert(raw_db, rows, copy=False)
+                      for _ in range(max(1, min(repeat, 2)))])
+        scan = _best([raw_pg_scan(ledger["db"], table) for _ in range(repeat)])
+        ver = _best([verify_ledger(ledger) for _ in range(repeat)])
+        nokey = _best([verify_ledger(ledger, master_key=False) for _ in range(repeat)])
+    seconds = min(b["seconds"] for b in builds)
+    figures = {"ingest": {"events": ledger["events"], "seconds": seconds,
+                          "runs": [round(b["seconds"], 3) for b in builds]},
+               "raw_copy": copy, "raw_executemany": many, "verify": ver,
+               "verify_without_master_key": nokey, "raw_scan": scan}
+    for f in figures.values():
+        f["events_per_s"] = _rate(f.get("events", f.get("rows", 0)), f["seconds"])
+    rate = {k: f["events_per_s"] for k, f in figures.items()}
+    return {"server_version": f"{version // 10000}.{version % 10000}", **figures,
+            "ratios": {"ingest_vs_raw_copy": rate["ingest"] / rate["raw_copy"],
+                       "verify_vs_raw_scan": rate["verify"] / rate["raw_scan"],
+                       "verify_without_master_key_vs_raw_scan":
+                           rate["verify_without_master_key"] / rate["raw_scan"]}}
+
+
+def format_postgres(pg: dict[str, Any]) -> str:
+    """The PostgreSQL figures as a markdown table, ratios after."""
+    lines = [f"PostgreSQL {pg['server_version']} on this machine (the multi-user path; no "
+             "targets)", "", "| measurement | events | seconds | events/s |",
+             "|---|---:|---:|---:|"]
+    for label, key in (
+        (f"ingest (one command, 11 files, fresh database; best of "
+         f"{len(pg['ingest']['runs'])})", "ingest"),
+        ("raw psycopg binary COPY of the stored rows", "raw_copy"),
+        ("(reference) raw psycopg executemany of the stored rows", "raw_executemany"),
+        (f"verify with the master key, {pg['verify']['jobs']} processes", "verify"),
+        (f"verify without the master key, {pg['verify_without_master_key']['jobs']} processes",
+         "verify_without_master_key"),
+        ("raw scan + SHA-256 of the stored bytes", "raw_scan"),
+    ):
+        f = pg[key]
+        n = f.get("events", f.get("rows"))
+        lines.append(f"| {label} | {n:,} | {f['seconds']:.2f} | {f['events_per_s']:,.0f} |")
+    r = pg["ratios"]
+    lines += ["", f"ingest / raw COPY: {r['ingest_vs_raw_copy']:.2f} x; verify / raw scan: "
+                  f"{r['verify_vs_raw_scan']:.2f} x with the master key, "
+                  f"{r['verify_without_master_key_vs_raw_scan']:.2f} x without"]
+    return "\n".join(lines)
+
+
 def _ledger_of(result: dict[str, Any]) -> dict[str, Any]:
     """The ledger a :func:`run_ingest_verify` result measured, for :func:`run_memory`."""
     path = Path(result["ledger"].removeprefix("sqlite:///"))
@@ -458,13 +606,16 @@ def _ledger_of(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(families: int = 3000, seed: int = DEMO_SEED, memory_sizes: tuple[int, ...] | None = None,
-        workdir: Path | None = None, repeat: int = 5) -> dict[str, Any]:
+        workdir: Path | None = None, repeat: int = 5, pg: str | None = None) -> dict[str, Any]:
     """Everything: throughput at ``families`` and memory at two sizes (by default a quarter
-    of the county and the county itself, whose ledger is reused)."""
+    of the county and the county itself, whose ledger is reused); with ``pg`` (a PostgreSQL
+    server's URL) the multi-user path's throughput too."""
     work = Path(tempfile.mkdtemp(prefix="bench-ledger-")) if workdir is None else workdir
     result = run_ingest_verify(families, seed, work, repeat)
     sizes = memory_sizes or (max(families // 4, 1), families)
     result["memory"] = run_memory(sizes, seed, work, {families: _ledger_of(result)})
+    if pg:
+        result["postgres"] = run_postgres(pg, families, seed, work, repeat)
     result["machine"] = machine()
     result["targets"] = targets(result)
     return result
@@ -580,6 +731,8 @@ def format_table(r: dict[str, Any]) -> str:
     if floor is not None:
         lines += ["", f"ingest / eventsourcing one save() per family of pre-built events "
                       f"(reference, no target): {floor:.2f} x"]
+    if r.get("postgres"):
+        lines += ["", format_postgres(r["postgres"])]
     return "\n".join(lines)
 
 
@@ -611,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5,
                     help="runs of verify and the baselines, best kept (default 5)")
     ap.add_argument("--workdir", type=Path, help="keep ledgers here (default: a temp dir)")
+    ap.add_argument("--pg", metavar="URL",
+                    help="also measure ingest and verify on this PostgreSQL server (a role "
+                         "that may create databases: the bench makes its own and drops them)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--profile", action="store_true",
                     help="instead: cProfile ingest and verify, print the top functions")
@@ -623,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
         print(profile(args.families, args.seed, work))
         return 0
     sizes = tuple(args.memory_families) if args.memory_families else None
-    result = run(args.families, args.seed, sizes, work, args.repeat)
+    result = run(args.families, args.seed, sizes, work, args.repeat, args.pg)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:

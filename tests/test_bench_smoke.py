@@ -12,15 +12,18 @@ import importlib.util
 import json
 import sqlite3
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 
 from claimledger.application import Settings, open_app
+from conftest import _pg_admin_url, require_postgres
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_ledger.py"
 
@@ -214,3 +217,45 @@ def test_ingest_is_timed_on_fresh_ledgers_and_the_best_kept(figures: dict[str, A
     runs = figures["ingest"]["runs"]
     assert len(runs) == 2
     assert figures["ingest"]["seconds"] == pytest.approx(min(runs), abs=1e-3)
+
+
+# --- the multi-user path: the same county on a PostgreSQL server --------------------------
+def test_on_postgresql_every_figure_is_taken_on_the_same_events(
+    bench: ModuleType, figures: dict[str, Any], tmp_path: Path,
+):
+    """`--pg URL`: the county the SQLite figures were taken on, ingested into a fresh
+    database; the COPY and executemany baselines, the scan and both verifies see every row
+    it stored, and the bench leaves no database of its own behind."""
+    require_postgres()
+    pg = bench.run_postgres(_pg_admin_url(), families=4, seed=1, workdir=tmp_path, repeat=1)
+    events = pg["ingest"]["events"]
+    assert events == figures["ingest"]["events"]
+    for name in ("raw_copy", "raw_executemany", "raw_scan"):
+        assert pg[name]["rows"] == events + 2, name
+    v, a = pg["verify"], pg["verify_without_master_key"]
+    assert v["events"] == a["events"] == events + 2
+    assert v["ok"] and v["checkpoints"] == 1 and v["unchecked_payloads"] == 0
+    assert a["ok"] and a["checkpoints"] == 1 and a["unchecked_payloads"] == events
+    assert all(f["events_per_s"] > 0 for f in pg.values() if isinstance(f, dict)
+               and "seconds" in f)
+    assert f"| {events + 2:,} |" in bench.format_postgres(pg)
+    with psycopg.connect(_pg_admin_url()) as conn:
+        left = conn.execute("SELECT datname FROM pg_database "
+                            "WHERE datname LIKE 'claimledger_bench_%'").fetchall()
+    assert left == []
+
+
+def test_the_postgresql_baselines_store_exactly_the_rows_given(bench: ModuleType):
+    """The physical baselines insert the very rows, in order, into a table of the ledger's
+    shape: by binary COPY (as ingest now inserts) and by executemany."""
+    require_postgres()
+    streams = [uuid.uuid4() for _ in range(3)]
+    rows = [(streams[i % 3], i // 3 + 1, f"topic:{i}", bytes([i, 0, 255]) * (i + 1))
+            for i in range(10)]
+    with bench.pg_database(_pg_admin_url()) as db:
+        for copy in (True, False):
+            assert bench.raw_pg_insert(db, rows, copy=copy)["rows"] == 10
+            with psycopg.connect(db) as conn:
+                back = conn.execute("SELECT originator_id, originator_version, topic, state "
+                                    "FROM raw_events ORDER BY notification_id").fetchall()
+            assert back == rows, copy
