@@ -80,9 +80,10 @@ _IN_CHUNK = 500
 WRITER_PROCESS_ABOVE = 5_000
 #: Events handed to the sink at a time.
 SINK_CHUNK = 2_000
-#: Touching more families than this, a SQLite read takes the events of its topics from one
-#: pass over the table, in file order, rather than each family's events through the key
-#: (which visits every event of every family, in no order).
+#: Touching more families than this, a read takes the events of its topics from one pass
+#: over the table, in ledger order, rather than each family's events through the key (which
+#: visits every event of every family, in no order). On the county's PostgreSQL ledger the
+#: pass took 0.12-0.19 s for a kind's 4,890 events against 0.46-0.58 s by key.
 _SCAN_ABOVE = 200
 MMAP_BYTES = 1 << 30
 _MEMBER_TOPIC = get_topic(Family.MemberAdded)
@@ -302,7 +303,10 @@ class LedgerView:
                 # a county's events takes a quarter of the time (this connection only).
                 c.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             else:
+                from psycopg.rows import tuple_row
+
                 c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                c.row_factory = tuple_row  # the recorder's cursors make a dict per row
             self._cursor = c
             try:
                 yield self
@@ -322,10 +326,7 @@ class LedgerView:
         c = self._cursor
         assert c is not None, "read inside snapshot()"
         c.execute(sql, params)
-        rows = c.fetchall()
-        if self.sqlite:
-            return rows  # type: ignore[no-any-return]
-        return [tuple(r.values()) for r in rows]  # psycopg's rows are dicts here
+        return c.fetchall()  # type: ignore[no-any-return]
 
     def heads(self, ids: list[uuid.UUID]) -> dict[Any, tuple[int, bytes]]:
         """Stream key -> (version, state) of its last event (streams with none left out)."""
@@ -348,7 +349,7 @@ class LedgerView:
     ) -> dict[Any, list[tuple[int, str, bytes]]]:
         """Stream key -> its events of ``topics`` as (version, topic, state), in version order."""
         out: dict[Any, list[tuple[int, str, bytes]]] = {}
-        if self.sqlite and len(ids) > _SCAN_ABOVE:
+        if len(ids) > _SCAN_ABOVE:
             keys = {self.key(u) for u in ids}
             for oid, version, topic, state in self.scan(topics):
                 if oid in keys:
