@@ -545,6 +545,17 @@ def test_a_later_file_opens_only_its_own_kind_and_what_it_checks_not_the_family_
     assert app.verify().ok
 
 
+def corrected_county(app: LedgerApp, tmp_path: Path) -> LedgerApp:
+    """Every sample file loaded, then WR-0107-C1's autumn 2015 term re-supplied with other
+    values: a Corrected event in the ledger."""
+    for kind in ORDER:
+        ingest(app, kind, DATA / f"{kind}.csv")
+    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
+                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
+    assert ingest(app, "attendance", fixed)["corrected"] == 1
+    return app
+
+
 def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
     make_app: MakeApp, tmp_path: Path,
 ) -> None:
@@ -560,13 +571,7 @@ def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
                 and cls.apply is not ChainedAggregate.Event.apply}
     assert stateful == {"MemberAdded", "Erased"}  # Registered sets state through __init__
 
-    app = make_app()
-    for kind in ORDER:
-        ingest(app, kind, DATA / f"{kind}.csv")
-    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
-                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
-    assert ingest(app, "attendance", fixed)["corrected"] == 1
-
+    app = corrected_county(make_app(), tmp_path)
     refs = {"WR-0107", "WR-0212"}
     batch = Batch(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
     batch.load(refs)  # indicators: the kind that checks members
@@ -600,13 +605,7 @@ def test_a_file_touching_many_families_reads_what_reading_each_family_by_key_rea
 
     from claimledger.ingest import importer
 
-    app = make_app()
-    for k in ORDER:
-        ingest(app, k, DATA / f"{k}.csv")
-    fixed = write(tmp_path, "census-autumn-2015-v2.csv", ATTENDANCE_HEADER + "\n"
-                  "WR-0107-C1,2015-09-01,2015-12-18,140,29,18,1,no,school,census v2\n")
-    assert ingest(app, "attendance", fixed)["corrected"] == 1
-
+    app = corrected_county(make_app(), tmp_path)
     refs = importer.first_cells(SCHEMAS[kind], (DATA / f"{kind}.csv").read_text())
     read = {}
     for way, above in (("by key", 10**9), ("one pass", 0)):
