@@ -379,7 +379,7 @@ def run_ingest_verify(families: int = 3000, seed: int = DEMO_SEED,
 _CHILD = """
 import json, resource, sys
 from pathlib import Path
-from claimledger.application import BulkInsert, Settings, open_app
+from claimledger.application import Settings, open_app
 
 def peak_kib():
     # VmHWM: this process's own peak. ru_maxrss would do, except that in a child started by

@@ -116,8 +116,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         A direct cursor of plain tuples, one transaction a page: eventsourcing's
         select_notifications builds a Notification per row (from a dict per row on
         PostgreSQL) and converts ids through a slower path, and verify, seal and export read
-        every row (on PostgreSQL the county's rows came 48k-58k a second that way, 71k-79k
-        this way, SHA-256 of each included)."""
+        every row (on PostgreSQL the county's rows came 48k-58k a second that way, 70k-75k
+        this way)."""
         rec: Any = self.recorder
         if self.location.backend == "sqlite":
             sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
