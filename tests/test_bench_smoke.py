@@ -227,6 +227,7 @@ def test_on_postgresql_every_figure_is_taken_on_the_same_events(
     database; the COPY and executemany baselines, the scan and both verifies see every row
     it stored, and the bench leaves no database of its own behind."""
     require_postgres()
+    before = _bench_databases()
     pg = bench.run_postgres(_pg_admin_url(), families=4, seed=1, workdir=tmp_path, repeat=1)
     events = pg["ingest"]["events"]
     assert events == figures["ingest"]["events"]
@@ -239,10 +240,13 @@ def test_on_postgresql_every_figure_is_taken_on_the_same_events(
     assert all(f["events_per_s"] > 0 for f in pg.values() if isinstance(f, dict)
                and "seconds" in f)
     assert f"| {events + 2:,} |" in bench.format_postgres(pg)
+    assert _bench_databases() == before  # (an interrupted earlier run's may be there)
+
+
+def _bench_databases() -> set[str]:
     with psycopg.connect(_pg_admin_url()) as conn:
-        left = conn.execute("SELECT datname FROM pg_database "
-                            "WHERE datname LIKE 'claimledger_bench_%'").fetchall()
-    assert left == []
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database "
+                                           "WHERE datname LIKE 'claimledger_bench_%'")}
 
 
 def test_the_postgresql_baselines_store_exactly_the_rows_given(bench: ModuleType):
