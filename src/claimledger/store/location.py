@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_URL = "sqlite:///claimledger.sqlite"
 APP_NAME = "claimledger"
 #: An arbitrary, fixed PostgreSQL advisory lock key for "append to the claimledger events
-#: table" (claimledger.pg, which imports the PostgreSQL driver, is loaded only for a
+#: table" (claimledger.store.pg, which imports the PostgreSQL driver, is loaded only for a
 #: PostgreSQL ledger).
 APPEND_LOCK_KEY = 0x636C6D6C  # "clml"
 _SQLITE_PREFIX = "sqlite:///"
@@ -87,7 +87,7 @@ def locate(url: str | None) -> Location:
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_LOCK_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": "claimledger.pg:AppendOnlyRecorder",
+            "APPLICATION_RECORDER_TOPIC": "claimledger.store.pg:AppendOnlyRecorder",
         }
         return Location(url, "postgres", env)
     raise ConfigError(

@@ -14,7 +14,7 @@ from typing import Any
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL
 
-from .store import APPEND_LOCK_KEY
+from .location import APPEND_LOCK_KEY
 
 
 class AppendOnlyRecorder(PostgresApplicationRecorder):

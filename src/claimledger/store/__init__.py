@@ -1,0 +1,21 @@
+"""Storage: where the ledger lives and every SQL statement that reaches it.
+
+``location`` turns a URL into a backend (SQLite file or PostgreSQL server); ``writer`` is
+the serialised append every writer goes through (the writers' lock, the ledger clock, the
+inserts); ``pg`` is the PostgreSQL recorder eventsourcing loads for a server ledger. This
+package may import ``claimledger.errors`` and ``claimledger.ledger`` (the pure kernel), never
+the application, domain or use-case modules.
+"""
+
+from .location import (
+    APP_NAME,
+    APPEND_LOCK_KEY,
+    DEFAULT_URL,
+    Location,
+    locate,
+    resolve_url,
+    sqlite_file,
+)
+
+__all__ = ["APPEND_LOCK_KEY", "APP_NAME", "DEFAULT_URL", "Location", "locate", "resolve_url",
+           "sqlite_file"]
