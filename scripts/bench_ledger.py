@@ -60,7 +60,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
-from claimledger.application import BulkInsert, Settings, open_app
+from claimledger.application import Settings, open_app
+from claimledger.store.writer import PG_COPY_TYPES
 from claimledger.domain.family import EVENT_FOR_KIND, Family
 from claimledger.ingest.importer import finish, ingest, prepare
 from claimledger.ledger.envelope import stream_uuid
@@ -502,7 +503,7 @@ def raw_pg_insert(db: str, rows: list[tuple[Any, ...]], *, copy: bool) -> dict[s
         with conn.cursor() as c:
             if copy:
                 with c.copy(f"COPY {columns} FROM STDIN (FORMAT BINARY)") as cp:
-                    cp.set_types(BulkInsert.PG_COPY_TYPES)
+                    cp.set_types(PG_COPY_TYPES)
                     for row in rows:
                         cp.write_row(row)
             else:

@@ -18,21 +18,21 @@ from typing import Any, TypeVar
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from . import __version__
 from .access import Actors
 from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
-from .domain.base import AppendContext, ChainedAggregate, iso_utc
+from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
 from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
-from .errors import ClockError, ConfigError, ConflictError, UsageError
+from .errors import ConfigError, UsageError
 from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper
-from .store import APP_NAME, APPEND_LOCK_KEY, Location, locate
+from .store import APP_NAME, Location, locate
+from .store.writer import WriterTransaction
 
 A = TypeVar("A", bound=ChainedAggregate)
 PAGE = 5000
@@ -77,11 +77,17 @@ class Settings:
         except Exception:  # pragma: no cover - no login name at all
             return "unknown"
 
-    def clock(self) -> datetime:
+    def explicit_now(self) -> datetime | None:
+        """The time given by ``--now`` / ``CLAIMLEDGER_NOW`` (to load history), if any."""
         text = self.now or os.environ.get("CLAIMLEDGER_NOW")
         if text:
             return parse_moment(text, "--now" if self.now else "CLAIMLEDGER_NOW")
-        return datetime.now(UTC)
+        return None
+
+    def clock(self) -> datetime:
+        """The command's reading of the time: ``--now`` if given, else the machine's clock.
+        What is written gets its moment under the writers' lock instead (store/writer.py)."""
+        return self.explicit_now() or datetime.now(UTC)
 
 
 class LedgerApp(Application):  # type: ignore[type-arg]
@@ -100,6 +106,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         except Exception as e:  # connection refused, bad credentials, unwritable file …
             raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
+        self._writer: WriterTransaction | None = None
         self.actors = Actors.from_env()
         self.keystore = KeyStore(self)
         #: What ingest keeps between the files of one command (the member index).
@@ -147,14 +154,6 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 yield Row(p, as_uuid(o) if as_uuid else o, v, t, st)
             nxt = page[-1][0] + 1
 
-    def last_row(self) -> Row | None:
-        top = self.recorder.max_notification_id()
-        if not top:
-            return None
-        page = self.recorder.select_notifications(top, 1)
-        n = page[0]
-        return Row(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-
     def stream_records(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
         """(topic, record) of every event of a stream, in version order, payloads opened
         (an erased family's records carry ``"erased": True`` and no payload)."""
@@ -191,63 +190,86 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         return str(first.master_key_id)
 
     # --- writing --------------------------------------------------------------------
+    def new_writer(self) -> WriterTransaction:
+        """A transaction of the serialised append (store/writer.py), not yet locked."""
+        rec: Any = self.recorder
+        channel = rec.channel_name if self.location.backend == "postgres" else ""
+        return WriterTransaction(self.location, rec.datastore, rec.events_table_name,
+                                 KEYS_TABLE, channel=channel)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[WriterTransaction]:
+        """The writers' lock and one transaction for the block: every :meth:`commit` and
+        :meth:`seal` inside it goes into that transaction, and :meth:`context` gives the
+        moment assigned under the lock (store/writer.py says how). Nested, the outer block's
+        transaction serves. New families' data keys are inserted with the events."""
+        if self._writer is not None:
+            yield self._writer
+            return
+        with self.new_writer() as w:
+            at = w.moment(self.settings.explicit_now())
+            self._writer = w
+            self._ctx = AppendContext(actor=self.settings.who, recorded_at=at)
+            try:
+                with self.keystore.batch(write=False) as new_keys:
+                    yield w
+                    w.insert_keys(list(new_keys.items()))
+            finally:
+                self._writer = self._ctx = None
+
     def context(self) -> AppendContext:
-        """The append context of this command: actor and one checked clock reading."""
-        if self._ctx is None:
-            now = self.settings.clock()
-            last = self.last_row()
-            if last is not None:
-                last_at = loads(last.state)["envelope"]["recorded_at"]
-                if iso_utc(now) < last_at:
-                    raise ClockError(
-                        f"clock reads {iso_utc(now)}, earlier than the ledger's last "
-                        f"recorded_at {last_at}; refusing to write"
-                    )
-            self._ctx = AppendContext(actor=self.settings.who, recorded_at=now)
-        return self._ctx
+        """Who is appending and when. Inside :meth:`writing`, the moment assigned under the
+        writers' lock; outside, a provisional reading of the command's clock, which
+        :meth:`commit` replaces by the assigned moment (the events are sealed again)."""
+        if self._ctx is not None:
+            return self._ctx
+        return AppendContext(actor=self.settings.who, recorded_at=self.settings.clock())
 
     def commit(self, *aggregates: Any) -> list[int]:
-        """Save in one transaction; a concurrent writer's append is a ConflictError."""
-        self.actors.check_events(self.settings.who, (
-            type(e).__qualname__ for a in aggregates for e in a.pending_events))
-        try:
-            recordings = self.save(*aggregates)
-        except StoreIntegrityError as e:
-            raise ConflictError(
-                f"another writer appended to the same stream first ({_one_line(e)}); "
-                "nothing was written, retry the command"
-            ) from None
-        return [r.notification.id for r in recordings]
+        """Append the aggregates' pending events in one serialised transaction (the
+        current :meth:`writing` block's, or one of its own) at the moment assigned under the
+        lock; returns their positions. A concurrent writer's append to the same stream is a
+        ConflictError, and nothing is written."""
+        with self.writing() as w:
+            assert self._ctx is not None
+            ctx = self._ctx
+            events: list[Any] = []
+            for agg in aggregates:
+                pending = reseal(agg.collect_events(), ctx)
+                if pending:
+                    agg.head_hash = pending[-1].event_hash
+                events += pending
+            self.actors.check_events(self.settings.who,
+                                     (type(e).__qualname__ for e in events))
+            stored = [self.mapper.to_stored_event(e) for e in events]
+            w.insert_events([(e.originator_id.hex, e.originator_version, e.topic, e.state)
+                             for e in stored])
+            last = w.last_position()
+        return list(range(last - len(stored) + 1, last + 1))
 
     @contextlib.contextmanager
     def bulk_insert(self, *, defer_checkpoint: bool = False) -> Iterator[BulkInsert]:
-        """One transaction for a bulk append (ingest's fast path), open for the block: events
-        and new families' wrapped data keys are inserted as they come and committed together
-        when the block ends, or not at all if it raises. A stream version or family key
-        another writer took first is a ConflictError (nothing of the block is written).
+        """One serialised transaction for a bulk append (ingest's fast path), open for the
+        block: events and new families' wrapped data keys are inserted as they come and
+        committed together when the block ends, or not at all if it raises. The writers'
+        lock is taken at the first :meth:`BulkInsert.moment` or insert, so a block that
+        prepares its rows for long keeps other writers waiting only while it inserts. A
+        stream version or family key another writer took first is a ConflictError.
 
         ``defer_checkpoint`` (SQLite): the commit does not copy the write-ahead log into the
         database file (which SQLite otherwise does at a commit once the log is over 1,000
         pages: about as long again as the commit's own writes); the caller runs
-        :meth:`checkpoint` when it has the time, as ingest's writer process does after it
+        :meth:`checkpoint_wal` when it has the time, as ingest's writer process does after it
         has answered."""
-        rec: Any = self.recorder
-        try:
-            with rec.datastore.transaction(commit=True) as c:
-                if defer_checkpoint and self.location.backend == "sqlite":
-                    c.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's setting
-                yield BulkInsert(self, c)
-                if self.location.backend != "sqlite":
-                    c.execute(f'NOTIFY "{rec.channel_name}"')
-        except StoreIntegrityError as e:
-            raise ConflictError(
-                f"another writer appended to the same stream or created the same family "
-                f"first ({_one_line(e)}); nothing was written, retry the command"
-            ) from None
+        with self.new_writer() as w:
+            if defer_checkpoint and w.sqlite:
+                w.cursor.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's setting
+            yield BulkInsert(self, w)
 
-    def checkpoint(self) -> None:
+    def checkpoint_wal(self) -> None:
         """Copy SQLite's write-ahead log into the database file, as far as no reader still
-        needs it (a passive checkpoint: it never waits); nothing on PostgreSQL."""
+        needs it (a passive WAL checkpoint, not a signed one: it never waits); nothing on
+        PostgreSQL."""
         path = self.location.sqlite_path
         if self.location.backend != "sqlite" or path is None:
             return
@@ -300,50 +322,55 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         }
 
     def seal(self) -> dict[str, Any]:
-        """Sign a checkpoint over every event so far, continuing the last one's frontier."""
-        led = self.ledger()
-        private = signing.load_private(self.settings.keys / signing.PRIVATE_NAME)
-        kid = signing.key_id(signing.public_raw(private))
-        if kid != led.active_key_id:
-            raise ConfigError(
-                f"{self.settings.keys / signing.PRIVATE_NAME}: key {kid[:16]}… is not the "
-                f"ledger's active signing key {led.active_key_id[:16]}…"
+        """Sign a checkpoint over every event so far, continuing the last one's frontier.
+
+        Under the writers' lock (the current :meth:`writing` block's, or its own), so the
+        checkpoint covers exactly the events before it: the length is read, the tree grown
+        and the checkpoint appended with no other writer able to come between."""
+        with self.writing() as w:
+            led = self.ledger()
+            private = signing.load_private(self.settings.keys / signing.PRIVATE_NAME)
+            kid = signing.key_id(signing.public_raw(private))
+            if kid != led.active_key_id:
+                raise ConfigError(
+                    f"{self.settings.keys / signing.PRIVATE_NAME}: key {kid[:16]}… is not the "
+                    f"ledger's active signing key {led.active_key_id[:16]}…"
+                )
+            last = led.last_checkpoint
+            if last is None:
+                frontier, start, last_position = merkle.Frontier(), 1, 0
+            else:
+                frontier = merkle.Frontier.from_json(last["frontier"])
+                start, last_position = last["last_position"] + 1, last["last_position"]
+            for position, state in w.states_from(start):
+                frontier.append(merkle.leaf_hash(bytes.fromhex(loads(state)["hash"])))
+                last_position = position
+            if last is not None and frontier.size == last["tree_size"]:
+                return {"sealed": False, "tree_size": frontier.size, "root": last["root"],
+                        "reason": "nothing appended since the last checkpoint"}
+            ctx = self.context()
+            root = frontier.root().hex()
+            signed_at = ctx.recorded_at_iso
+            statement = checkpoint_statement(
+                led.ledger_id, frontier.size, root, led.last_checkpoint_hash, signed_at, kid
             )
-        last = led.last_checkpoint
-        if last is None:
-            frontier, start, last_position = merkle.Frontier(), 1, 0
-        else:
-            frontier = merkle.Frontier.from_json(last["frontier"])
-            start, last_position = last["last_position"] + 1, last["last_position"]
-        for row in self.rows(start):
-            frontier.append(merkle.leaf_hash(bytes.fromhex(loads(row.state)["hash"])))
-            last_position = row.position
-        ctx = self.context()
-        if last is not None and frontier.size == last["tree_size"]:
-            return {"sealed": False, "tree_size": frontier.size, "root": last["root"],
-                    "reason": "nothing appended since the last checkpoint"}
-        root = frontier.root().hex()
-        signed_at = ctx.recorded_at_iso
-        statement = checkpoint_statement(
-            led.ledger_id, frontier.size, root, led.last_checkpoint_hash, signed_at, kid
-        )
-        signature = signing.sign(private, canonical(statement)).hex()
-        led.checkpoint(
-            ctx, tree_size=frontier.size, last_position=last_position, root=root,
-            frontier=frontier.to_json(), key_id=kid, signed_at=signed_at,
-            prev_checkpoint=led.last_checkpoint_hash, signature=signature,
-        )
-        positions = self.commit(led)
-        result = {
-            "sealed": True,
-            "tree_size": frontier.size,
-            "root": root,
-            "key_id": kid,
-            "signed_at": signed_at,
-            "checkpoint_position": positions[-1],
-            "checkpoint_hash": led.head_hash,
-        }
-        self._write_witness(result)
+            signature = signing.sign(private, canonical(statement)).hex()
+            led.checkpoint(
+                ctx, tree_size=frontier.size, last_position=last_position, root=root,
+                frontier=frontier.to_json(), key_id=kid, signed_at=signed_at,
+                prev_checkpoint=led.last_checkpoint_hash, signature=signature,
+            )
+            positions = self.commit(led)
+            result = {
+                "sealed": True,
+                "tree_size": frontier.size,
+                "root": root,
+                "key_id": kid,
+                "signed_at": signed_at,
+                "checkpoint_position": positions[-1],
+                "checkpoint_hash": led.head_hash,
+            }
+            w.after_commit(lambda: self._write_witness(result))
         return result
 
     def rotate_key(self, reason: str) -> dict[str, Any]:
@@ -504,30 +531,10 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
 
 def insert_with_positions(app: LedgerApp, rows: list[tuple[int, str, int, str, bytes]]) -> None:
-    """Insert rows at their original ledger positions in one transaction."""
-    rec: Any = app.recorder
-    table = rec.events_table_name
-    if app.location.backend == "sqlite":
-        with rec.datastore.transaction(commit=True) as c:
-            c.executemany(
-                f"INSERT INTO {table} (rowid, originator_id, originator_version, topic, state) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(p, uuid.UUID(o).hex, v, t, s) for p, o, v, t, s in rows],
-            )
-        return
-    schema = rec.datastore.schema or "public"
-    with rec.datastore.transaction(commit=True) as c:
-        c.executemany(
-            f'INSERT INTO "{schema}"."{table}" (notification_id, originator_id, '
-            "originator_version, topic, state) VALUES (%s, %s, %s, %s, %s)",
-            [(p, uuid.UUID(o), v, t, s) for p, o, v, t, s in rows],
-        )
-        if rows:
-            c.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{schema}\".\"{table}\"', "
-                "'notification_id'), %s)",
-                (max(p for p, *_ in rows),),
-            )
+    """Insert rows at their original ledger positions in one serialised transaction."""
+    with app.new_writer() as w:
+        w.insert_placed(rows)
+        w.restart_positions()
 
 
 APPEND_ONLY_SQL = """
@@ -549,43 +556,24 @@ REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
 
 class BulkInsert:
     """The inserts of one :meth:`LedgerApp.bulk_insert` transaction, a batch of events at a
-    time: one executemany on SQLite (eventsourcing's recorder inserts row by row), a binary
-    ``COPY`` on PostgreSQL (eventsourcing's pipelined insert stalled on batches of several
-    thousand events here; an executemany loaded the county's rows at 23k–26k a second, the
-    COPY at 51k–73k)."""
+    time through the serialised append (one executemany on SQLite, one binary ``COPY`` on
+    PostgreSQL: eventsourcing's recorders insert row by row or stall on batches of several
+    thousand events)."""
 
-    #: The events table's columns as eventsourcing's PostgreSQL recorder makes them (with
-    #: its default ``uuid`` originator ids), in COPY's binary format.
-    PG_COPY_TYPES = ("uuid", "int8", "text", "bytea")
-
-    def __init__(self, app: LedgerApp, cursor: Any):
-        rec: Any = app.recorder
-        self.app, self.cursor = app, cursor
-        self.sqlite = app.location.backend == "sqlite"
-        if self.sqlite:
-            events, keys, mark = rec.events_table_name, KEYS_TABLE, "?"
-        else:
-            schema = rec.datastore.schema or "public"
-            events = f'"{schema}"."{rec.events_table_name}"'
-            keys, mark = f'"{schema}"."{KEYS_TABLE}"', "%s"
-        columns = f"{events} (originator_id, originator_version, topic, state)"
-        self._events_sql = (f"INSERT INTO {columns} VALUES (?, ?, ?, ?)" if self.sqlite
-                            else f"COPY {columns} FROM STDIN (FORMAT BINARY)")
-        self._keys_sql = f"INSERT INTO {keys} (stream, wrapped) VALUES ({mark}, {mark})"
-        position = "rowid" if self.sqlite else "notification_id"
-        self._last_sql = f"SELECT MAX({position}) FROM {events}"
-        self.inserted = 0
+    def __init__(self, app: LedgerApp, writer: WriterTransaction):
+        self.app, self.writer = app, writer
         self._allowed: set[str] = set()
-        self._locked = self.sqlite  # SQLite's BEGIN takes the write lock at the first insert
+        self._moment = ""
 
-    def _lock(self) -> None:
-        """PostgreSQL writers serialise on the advisory lock (LOCK TABLE needs UPDATE
-        rights), taken at the first insert, as SQLite takes its write lock, so a block that
-        prepares its rows for long keeps other writers waiting only while it inserts."""
-        rec: Any = self.app.recorder
-        self.cursor.execute(f"SET LOCAL lock_timeout = '{rec.datastore.lock_timeout}s'")
-        self.cursor.execute(f"SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})")
-        self._locked = True
+    @property
+    def inserted(self) -> int:
+        return self.writer.inserted
+
+    def moment(self) -> str:
+        """The block's ``recorded_at``, assigned under the writers' lock (taken now)."""
+        if not self._moment:
+            self._moment = iso_utc(self.writer.moment(self.app.settings.explicit_now()))
+        return self._moment
 
     def events(self, rows: Sequence[tuple[str, int, str, bytes]]) -> None:
         """(originator id as 32 hex digits, version, topic, state) rows, each event type
@@ -597,17 +585,7 @@ class BulkInsert:
             self.app.actors.check_events(self.app.settings.who,
                                          (t.split(":", 1)[1] for t in types))
             self._allowed |= types
-        if not self._locked:
-            self._lock()
-        if self.sqlite:
-            self.cursor.executemany(self._events_sql, rows)
-        else:
-            with self.cursor.copy(self._events_sql) as copy:
-                copy.set_types(self.PG_COPY_TYPES)
-                write = copy.write_row
-                for o, v, t, st in rows:
-                    write((uuid.UUID(o), v, t, st))
-        self.inserted += len(rows)
+        self.writer.insert_events(rows)
 
     def sole_writer_since(self, position: int) -> int | None:
         """The ledger's last position, if every event after ``position`` (where the caller's
@@ -621,16 +599,11 @@ class BulkInsert:
         is ``position`` + the number it inserted, its events fill every place between."""
         if not self.inserted:
             return None
-        self.cursor.execute(self._last_sql)
-        row = self.cursor.fetchone()
-        last = row[0] if self.sqlite else next(iter(row.values()))
-        return int(last) if last == position + self.inserted else None
+        last = self.writer.last_position()
+        return last if last == position + self.inserted else None
 
     def keys(self, family_keys: Sequence[tuple[str, bytes]]) -> None:
-        if family_keys:
-            if not self._locked:
-                self._lock()
-            self.cursor.executemany(self._keys_sql, family_keys)
+        self.writer.insert_keys(family_keys)
 
 
 def make_append_only(app: LedgerApp, app_role: str | None) -> None:

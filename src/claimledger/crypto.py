@@ -33,6 +33,7 @@ from .ledger.envelope import Sealed, payload_digest, plaintext, record_state, se
 
 if TYPE_CHECKING:
     from .application import LedgerApp
+    from .store.writer import WriterTransaction
 
 KEYS_TABLE = "claimledger_family_keys"
 MASTER_NAME = "master.key"
@@ -315,9 +316,10 @@ class KeyStore:
             cipher = ciphers[stream] = AESGCM(key)
         return cipher
 
-    def destroy(self, stream: str) -> bool:
-        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            c.execute(self._sql(f"DELETE FROM {self.table} WHERE stream = ?"), (stream,))
+    def destroy(self, stream: str, writer: WriterTransaction) -> bool:
+        """Delete the stream's key in the writer's transaction, the one that records its
+        ``Family.Erased`` event."""
+        writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
         self._deks[stream] = None
         self._ciphers.pop(stream, None)
         if self._wrapped is not None:

@@ -31,6 +31,11 @@ class ConflictError(ClaimLedgerError):
     """Another writer appended to the same stream first; reload and retry."""
 
 
+class WriterBusyError(ClaimLedgerError):
+    """Another writer held the ledger's writers' lock for longer than this one would wait;
+    nothing was written and the command can be run again."""
+
+
 class InputError(ClaimLedgerError):
     """A data file is bad. Names file, line, column and reason; nothing was written."""
 

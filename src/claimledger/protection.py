@@ -29,10 +29,11 @@ def erase(app: LedgerApp, family_ref: str, reason: str) -> dict[str, Any]:
         raise UsageError(f"no family {family_ref!r} in the ledger")
     if fam.erased:
         raise UsageError(f"family {family_ref} was already erased")
-    ctx = app.context()
-    fam.erase(ctx, reason)
-    app.commit(fam)  # the erasure is on record before the key goes
-    app.keystore.destroy(fam.stream)
+    with app.writing() as w:  # the erasure and the key's destruction commit together
+        ctx = app.context()
+        fam.erase(ctx, reason)
+        app.commit(fam)
+        app.keystore.destroy(fam.stream, w)
     return {"family_ref": family_ref, "erased_at": ctx.recorded_at_iso, "by": ctx.actor,
             "reason": reason, "event": f"{fam.stream}#{fam.version}"}
 

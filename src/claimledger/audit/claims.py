@@ -36,6 +36,15 @@ DECISION_FIELDS = ("eligible", "claimable", "route", "reasons", "problems")
 
 
 def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
+    """Decide, record the claim and seal a checkpoint over it, in one transaction under
+    the writers' lock: the decision reads the ledger as known at the moment the claim is
+    recorded (nothing can be appended between), and a claim is never committed without its
+    checkpoint."""
+    with app.writing():
+        return _submit(app, family_ref, on)
+
+
+def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
     ctx = app.context()
     known_at = ctx.recorded_at_iso
     evidence = select_evidence(family_records(app, family_ref), as_of=on, known_at=known_at)

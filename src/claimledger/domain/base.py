@@ -57,6 +57,32 @@ def iso_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def reseal(events: list[Any], ctx: AppendContext) -> list[Any]:
+    """One aggregate's pending events sealed again at ``ctx``'s moment (the one the
+    writers' lock assigned), chained from the first one's ``prev_hash``: the same payloads,
+    salts and actors, so the same computation as at trigger time. Events already sealed at
+    that moment are kept as they are."""
+    out: list[Any] = []
+    prev = events[0].prev_hash if events else GENESIS
+    at = ctx.recorded_at_iso
+    for ev in events:
+        if ev.timestamp == ctx.recorded_at and ev.prev_hash == prev:
+            out.append(ev)
+            prev = ev.event_hash
+            continue
+        sealed = seal(stream=ev.stream, version=ev.originator_version,
+                      type_=type(ev).__qualname__, recorded_at=at, actor=ev.actor,
+                      prev_hash=prev, salt=bytes.fromhex(ev.salt), payload=ev.payload())
+        again = object.__new__(type(ev))
+        again.__dict__.update(ev.__dict__)
+        again.__dict__.update(timestamp=ctx.recorded_at, prev_hash=prev,
+                              payload_digest=sealed.envelope["payload_digest"],
+                              event_hash=sealed.hash)
+        out.append(again)
+        prev = sealed.hash
+    return out
+
+
 def _seal_for(
     stream: str, version: int, event_class: type, prev_hash: str, ctx: AppendContext,
     payload: dict[str, Any],

@@ -515,7 +515,6 @@ class Batch:
         self.skipped = 0
         self.corrected = 0
         self.touched: set[str] = set()
-        self.recorded_at = ""  # the application's context, read when the first row is
         self.actor = ""
         #: the ledger position at which :meth:`load` read the ledger
         self.read_at: int | None = None
@@ -717,8 +716,7 @@ class Batch:
         if first is None:
             return
         self.load(refs)
-        ctx = self.app.context()
-        self.recorded_at, self.actor = ctx.recorded_at_iso, ctx.actor
+        self.actor = self.app.settings.who
         seen: set[str] = set()
         in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
@@ -862,10 +860,10 @@ class Batch:
             state.needs_key = False
             state.head_hash = None  # the sink holds the stream's head from here on
             if len(chunk) == SINK_CHUNK:
-                sink.put((self.recorded_at, self.actor, chunk))
+                sink.put((self.actor, chunk))
                 chunk = []
         if chunk:
-            sink.put((self.recorded_at, self.actor, chunk))
+            sink.put((self.actor, chunk))
         self.appended += len(self.plans)
         self.plans.clear()
 

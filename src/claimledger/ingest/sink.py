@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 #: first event in the file (None after: the sink chains them), and the payload's canonical
 #: bytes.
 Item = tuple[str, int, str, bool, str, str, "str | None", bytes]
-#: Items of one actor at one moment (recorded_at, actor, items): what :meth:`Sink.put` takes.
-Chunk = tuple[str, str, list[Item]]
+#: Items of one actor (actor, items): what :meth:`Sink.put` takes. Their ``recorded_at`` is
+#: not the checker's to choose: the sink assigns it under the writers' lock.
+Chunk = tuple[str, list[Item]]
 
 
 class Appended(NamedTuple):
@@ -67,7 +68,8 @@ class Sink:
         self._new_keys: dict[str, bytes] = {}
         self._bulk: Any = None
         self._defer = defer_checkpoint
-        self._sealer: tuple[tuple[str, str], Sealer] | None = None
+        self._sealer: tuple[str, Sealer] | None = None
+        self._recorded_at = ""
         #: stream -> (canonical stream name, hash of its last event sealed here)
         self._heads: dict[str, tuple[bytes, str]] = {}
 
@@ -83,9 +85,11 @@ class Sink:
         return self._stack.__exit__(et, e, tb)
 
     def put(self, chunk: Chunk) -> None:
-        recorded_at, actor, items = chunk
-        if self._sealer is None or self._sealer[0] != (recorded_at, actor):
-            self._sealer = ((recorded_at, actor), Sealer(recorded_at=recorded_at, actor=actor))
+        actor, items = chunk
+        if not self._recorded_at:  # the writers' lock is taken here, before the first seal
+            self._recorded_at = self._bulk.moment()
+        if self._sealer is None or self._sealer[0] != actor:
+            self._sealer = (actor, Sealer(recorded_at=self._recorded_at, actor=actor))
         seal = self._sealer[1].seal_bytes
         keys = self.app.keystore
         store, create = keys.store_parts, keys.create
@@ -348,7 +352,7 @@ def writer_main(inbox: BinaryIO, outbox: BinaryIO) -> None:
                     raise _Aborted
                 appended = sink.commit(msg[1])
             send_frame(outbox, ("ok", appended))
-            app.checkpoint()
+            app.checkpoint_wal()
         except EOFError:
             return
         except _Aborted:
