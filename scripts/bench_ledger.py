@@ -61,10 +61,10 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
 from claimledger.application import Settings, open_app
-from claimledger.store.writer import PG_COPY_TYPES
 from claimledger.domain.family import EVENT_FOR_KIND, Family
 from claimledger.ingest.importer import finish, ingest, prepare
 from claimledger.ledger.envelope import stream_uuid
+from claimledger.store.writer import PG_COPY_TYPES
 from claimledger.synth import KINDS, generate
 
 #: The issue's targets (benchmark figures, not timed tests).
