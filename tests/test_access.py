@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from claimledger.ledger.envelope import stream_uuid
 from county import County
 from test_claim_stories import worcestershire_family
 
@@ -123,6 +124,20 @@ def test_postgres_refuses_update_and_delete_of_events(tmp_path: Path, run):
         with psycopg.connect(owner_url) as conn, pytest.raises(psycopg.errors.RaiseException,
                                                               match="append-only"):
             conn.execute("UPDATE claimledger_events SET topic = topic")
+        # A family's data key goes only by recorded erasure: the role may not delete it…
+        with psycopg.connect(app_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM claimledger_family_keys")
+        # …nor have the erasure function delete it with no Family.Erased event on record…
+        with psycopg.connect(app_url) as conn, pytest.raises(psycopg.errors.RaiseException,
+                                                            match=r"no Family\.Erased event"):
+            conn.execute("SELECT claimledger_erase_key('family/W-3', %s)",
+                         (stream_uuid("family/W-3"),))
+        # …but `erase` records the erasure and destroys the key in one transaction.
+        app.cli("erase", "W-3", "--reason", "retention period ended", now="2016-02-01")
+        with psycopg.connect(app_url) as conn:
+            assert conn.execute("SELECT count(*) FROM claimledger_family_keys").fetchone()[0] == 0
+        code, out, _ = app.cli("verify")
+        assert code == 0 and "erased: family/W-3" in out
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

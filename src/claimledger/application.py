@@ -30,7 +30,7 @@ from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
 from .ledger.verify import Row, VerifyResult, verify_rows
-from .persistence import SealedMapper
+from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
 from .store.writer import WriterTransaction
 
@@ -158,13 +158,13 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         """(topic, record) of every event of a stream, in version order, payloads opened
         (an erased family's records carry ``"erased": True`` and no payload)."""
         return [
-            (s.topic, self.open_record(s.state))
+            (s.topic, self.open_record(checked_record(s.topic, s.state)))
             for s in self.recorder.select_events(stream_uuid(stream))
         ]
 
-    def open_record(self, state: bytes) -> dict[str, Any]:
+    def open_record(self, state: bytes | dict[str, Any]) -> dict[str, Any]:
         """A stored record with its salt and payload readable (decrypted where sealed)."""
-        return self.keystore.open_record(loads(state))
+        return self.keystore.open_record(loads(state) if isinstance(state, bytes) else state)
 
     def find(self, cls: type[A], key: str) -> A | None:
         try:
@@ -445,25 +445,24 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         return keys.sealed_digest, keys.open_record
 
     def scan(self, start: int = 1, stop: int | None = None
-             ) -> Iterator[tuple[int, Any, int, bytes]]:
+             ) -> Iterator[tuple[int, Any, int, str, bytes]]:
         """The stored events from ``start`` to ``stop`` as verify reads them: tuples (position,
-        originator id as stored, version, state), no topic. On SQLite one read transaction on
+        originator id as stored, version, topic, state). On SQLite one read transaction on
         a connection of its own, whose rows are plain tuples (the recorder's make a
         ``sqlite3.Row`` per row, several times slower to unpack), read a page at a time: a
         scan that alternates SQLite's code with the checks' row by row runs ~20% slower."""
         last = stop if stop is not None else 2**62
         if self.location.backend != "sqlite" or self.location.sqlite_path is None:
-            return ((r.position, r.originator_id, r.version, r.state)
-                    for r in self.rows(start, stop))
+            return iter(self.rows(start, stop))
         import sqlite3
 
         rec: Any = self.recorder
         uri = self.location.sqlite_path.resolve().as_uri() + "?mode=ro"
-        sql = (f"SELECT rowid, originator_id, originator_version, state FROM "
+        sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
                f"{rec.events_table_name} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid")
         conn = sqlite3.connect(uri, uri=True, timeout=10)
 
-        def read() -> Iterator[tuple[int, Any, int, bytes]]:
+        def read() -> Iterator[tuple[int, Any, int, str, bytes]]:
             try:
                 cursor = conn.execute(sql, (start, last))
                 while page := cursor.fetchmany(500):
@@ -551,6 +550,19 @@ DROP TRIGGER IF EXISTS claimledger_no_truncate ON {schema}.{table};
 CREATE TRIGGER claimledger_no_truncate BEFORE TRUNCATE ON {schema}.{table}
   FOR EACH STATEMENT EXECUTE FUNCTION {schema}.claimledger_refuse_change();
 REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
+CREATE OR REPLACE FUNCTION {schema}.claimledger_erase_key(target text, target_id uuid)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM {schema}.{table} e WHERE e.originator_id = target_id
+      AND convert_from(e.state, 'UTF8')::jsonb #>> '{{envelope,type}}' = 'Family.Erased'
+      AND convert_from(e.state, 'UTF8')::jsonb #>> '{{envelope,stream}}' = target) THEN
+    RAISE EXCEPTION 'claimledger: no Family.Erased event records the erasure of %', target;
+  END IF;
+  DELETE FROM {schema}.{keys} WHERE stream = target;
+  RETURN FOUND;
+END $$;
+REVOKE ALL ON FUNCTION {schema}.claimledger_erase_key(text, uuid) FROM PUBLIC;
 """
 
 
@@ -610,19 +622,26 @@ def make_append_only(app: LedgerApp, app_role: str | None) -> None:
     """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events.
 
     A trigger rejects them for every role (only a superuser, who can disable triggers, gets
-    past it), and the application's role, when named, is granted only SELECT and INSERT.
+    past it), and the application's role, when named, is granted only SELECT and INSERT;
+    on the family-keys table too, where a key is deleted only by ``claimledger_erase_key``,
+    which refuses unless the family's ``Family.Erased`` event is in the ledger.
     """
     rec: Any = app.recorder
     schema = f'"{rec.datastore.schema or "public"}"'
     table = f'"{rec.events_table_name}"'
     with rec.datastore.transaction(commit=True) as c:
-        c.execute(APPEND_ONLY_SQL.format(schema=schema, table=table))
+        c.execute(APPEND_ONLY_SQL.format(schema=schema, table=table, keys=f'"{KEYS_TABLE}"'))
         if app_role:
             role = '"' + app_role.replace('"', "") + '"'
             c.execute(f"REVOKE ALL ON {schema}.{table} FROM {role}")
             c.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
             c.execute(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
-            c.execute(f'GRANT SELECT, INSERT, DELETE ON {schema}."{KEYS_TABLE}" TO {role}')
+            # A family's key goes only through erasure: the function deletes it only when
+            # the transaction has recorded the family's Family.Erased event.
+            c.execute(f'REVOKE ALL ON {schema}."{KEYS_TABLE}" FROM {role}')
+            c.execute(f'GRANT SELECT, INSERT ON {schema}."{KEYS_TABLE}" TO {role}')
+            c.execute(f"GRANT EXECUTE ON FUNCTION {schema}.claimledger_erase_key(text, uuid) "
+                      f"TO {role}")
             c.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
     if app_role:
         # The cohort report's view is a projection the application role keeps up to date.

@@ -29,7 +29,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import ConfigError, IntegrityError
 from .ledger.canonical import loads
-from .ledger.envelope import Sealed, payload_digest, plaintext, record_state, sealed_state
+from .ledger.envelope import (
+    Sealed,
+    payload_digest,
+    plaintext,
+    record_state,
+    sealed_state,
+    stream_uuid,
+)
 
 if TYPE_CHECKING:
     from .application import LedgerApp
@@ -318,8 +325,17 @@ class KeyStore:
 
     def destroy(self, stream: str, writer: WriterTransaction) -> bool:
         """Delete the stream's key in the writer's transaction, the one that records its
-        ``Family.Erased`` event."""
-        writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
+        ``Family.Erased`` event (on PostgreSQL through ``claimledger_erase_key``, which
+        checks that event is there: the application role may not delete keys itself)."""
+        if self.sqlite:
+            writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
+        else:
+            schema = self.table.rsplit(".", 1)[0]
+            fn = f"{schema}.claimledger_erase_key"
+            if writer.execute("SELECT to_regprocedure(?)", (f"{fn}(text,uuid)",)).fetchone()[0]:
+                writer.execute(f"SELECT {fn}(?, ?)", (stream, stream_uuid(stream)))
+            else:  # a ledger set up before the function existed
+                writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
         self._deks[stream] = None
         self._ciphers.pop(stream, None)
         if self._wrapped is not None:

@@ -13,6 +13,8 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
 from .domain.base import ChainedAggregate, iso_utc
+from .domain.topics import EVENT_TOPICS
+from .errors import IntegrityError
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import Sealed, record_state
 
@@ -48,7 +50,29 @@ class SealedMapper(Mapper):  # type: ignore[type-arg]
         return event_from_record(stored_event.topic, stored_event.originator_id, rec)
 
 
+def hashed_topic(topic: str, rec: dict[str, Any]) -> str:
+    """The topic of the type a record's hashed envelope names, if the row's stored topic
+    (outside the hash) is that one; else IntegrityError: someone re-typed the row."""
+    env = rec.get("envelope") or {}
+    typ = env.get("type")
+    expected = EVENT_TOPICS.get(typ) if isinstance(typ, str) else None
+    if expected is None or expected != topic:
+        raise IntegrityError(
+            f"event {env.get('stream')}#{env.get('version')}: stored topic {topic!r} is not "
+            f"the type its hashed envelope names ({typ!r}); run `claimledger verify`")
+    return expected
+
+
+def checked_record(topic: str, state: bytes) -> dict[str, Any]:
+    """A stored row's record, once its topic is checked against its hashed type."""
+    rec = loads(state)
+    hashed_topic(topic, rec)
+    return rec
+
+
 def event_from_record(topic: str, originator_id: Any, rec: dict[str, Any]) -> Any:
+    """The domain event a record holds, of the class its hashed type names."""
+    topic = hashed_topic(topic, rec)
     cls = resolve_topic(topic)
     env = rec["envelope"]
     ev = object.__new__(cls)

@@ -27,7 +27,7 @@ from ..evaluate.service import (
     policy_from_bytes,
 )
 from ..evaluate.timeline import select_evidence
-from ..ledger.canonical import loads
+from ..persistence import checked_record
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -136,7 +136,7 @@ def claim_ids(app: LedgerApp) -> list[str]:
         page = app.recorder.select_notifications(start, 5000, topics=[topic])
         if not page:
             return ids
-        ids.extend(str(loads(n.state)["payload"]["claim_id"]) for n in page)
+        ids.extend(str(checked_record(n.topic, n.state)["payload"]["claim_id"]) for n in page)
         start = page[-1].id + 1
 
 

@@ -87,7 +87,7 @@ def _position(app: LedgerApp, event_hash: str) -> int | None:
     """The ledger position of the claim's Submitted event (a topic-filtered read)."""
     from eventsourcing.utils import get_topic
 
-    from ..ledger.canonical import loads
+    from ..persistence import checked_record
 
     topic = get_topic(Claim.Submitted)
     start = 1
@@ -96,7 +96,7 @@ def _position(app: LedgerApp, event_hash: str) -> int | None:
         if not page:
             return None
         for n in page:
-            if loads(n.state)["hash"] == event_hash:
+            if checked_record(n.topic, n.state)["hash"] == event_hash:
                 return int(n.id)
         start = page[-1].id + 1
 

@@ -25,7 +25,7 @@ from eventsourcing.utils import get_topic
 
 from ..domain.claim import OPEN_STATES, Claim, SpotCheckSample
 from ..errors import UsageError
-from ..ledger.canonical import loads
+from ..persistence import checked_record
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -92,7 +92,7 @@ def population(app: LedgerApp, *, stop: int | None = None, from_on: date | None 
         if not page:
             break
         for n in page:
-            rec = loads(n.state)
+            rec = checked_record(n.topic, n.state)
             cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
             typ = rec["envelope"]["type"]
             if typ == "Claim.Submitted":
@@ -115,7 +115,7 @@ def _drawn(app: LedgerApp) -> list[tuple[int, dict[str, Any]]]:
         page = app.recorder.select_notifications(start, 5000, topics=[_DRAWN])
         if not page:
             return out
-        out.extend((n.id, loads(n.state)) for n in page)
+        out.extend((n.id, checked_record(n.topic, n.state)) for n in page)
         start = page[-1].id + 1
 
 
@@ -214,7 +214,7 @@ def list_samples(app: LedgerApp) -> list[dict[str, Any]]:
         if not page:
             break
         for n in page:
-            rec = loads(n.state)
+            rec = checked_record(n.topic, n.state)
             p = rec.get("payload") or {}
             cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
             results.setdefault(p.get("sample_id") or "", {}).setdefault(cid, []).append(

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from ..errors import ErasedError, EvaluationError
+from ..errors import ErasedError, EvaluationError, IntegrityError
 from ..ledger.envelope import event_id
 from ..policy import evidence as ev
 
@@ -27,15 +27,11 @@ def _d(value: str | None) -> date | None:
     return None if value in (None, "") else date.fromisoformat(value)  # type: ignore[arg-type]
 
 
-def _type(topic: str) -> str:
-    return topic.split(":", 1)[1]
-
-
 def select_evidence(records: Iterable[Record], *, as_of: date, known_at: str) -> ev.FamilyEvidence:
     """Build the family's evidence from its stream, as known at ``known_at`` (ISO UTC)."""
     records = list(records)
-    for topic, rec in records:
-        if _type(topic) == "Family.Erased":
+    for _, rec in records:  # the type is read from the hashed envelope, never the topic
+        if rec["envelope"]["type"] == "Family.Erased":
             env = rec["envelope"]
             raise ErasedError(
                 f"{env['stream']}: personal data erased at {env['recorded_at']} by "
@@ -46,14 +42,18 @@ def select_evidence(records: Iterable[Record], *, as_of: date, known_at: str) ->
     order: list[str] = []
     notes: list[str] = []
     stream = ""
-    for topic, rec in records:
+    for _topic, rec in records:
         env = rec["envelope"]
         if env["recorded_at"] > known_at:
             break  # a stream's events are in recorded order
         stream = env["stream"]
         eid = event_id(stream, env["version"])
-        typ = _type(topic)
+        typ = env["type"]
         payload = rec.get("payload")
+        if payload is None and rec.get("erased"):
+            raise IntegrityError(
+                f"{eid}: the family's data key is missing but no Family.Erased event records "
+                "an erasure (it was deleted outside claimledger); run `claimledger verify`")
         if payload is None:
             raise ErasedError(f"{eid}: payload is not readable (erased or encrypted)")
         if typ == "Family.Corrected":

@@ -64,6 +64,7 @@ from ..errors import InputError, UsageError
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, stream_uuid
 from ..ledger.verify import collector_paused
+from ..persistence import checked_record
 from .schemas import KINDS, SCHEMAS, BadCell, Schema
 from .sink import Appended, FileTransaction, Item, Sink, running_writer, writer_for
 
@@ -621,7 +622,7 @@ class Batch:
         open_record = self.app.keystore.open_record
         members = index.members
         for _, _, topic, state in view.scan([_MEMBER_TOPIC, _ERASED_TOPIC], index.position):
-            r = open_record(loads(state))
+            r = open_record(checked_record(topic, state))
             fam = r["envelope"]["stream"].split("/", 1)[1]
             if topic == _ERASED_TOPIC:
                 for ref in [ref for ref, m in members.items() if m.family_ref == fam]:
@@ -659,8 +660,8 @@ class Batch:
         by_event: dict[str, tuple[Any, ...]] = {}
         open_record = self.app.keystore.open_record
         qualname = self.qualname
-        for _, _, raw in stored:
-            rec = open_record(loads(raw))
+        for _, topic, raw in stored:
+            rec = open_record(checked_record(topic, raw))
             payload = rec.get("payload")
             env = rec["envelope"]
             type_ = env["type"]

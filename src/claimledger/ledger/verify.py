@@ -9,6 +9,8 @@ Invariants checked, per event in ledger order:
 - the record parses and its envelope names the row's own stream and version (else *edited*
   or, where the envelope belongs to another version of the stream, *reordered*);
 - SHA-256 of the canonical envelope equals the stored hash (else *edited*);
+- the row's topic (the class a reader would resolve it to, outside the hash) is the one
+  the hashed envelope's type names (else *edited*);
 - the salted payload digest matches the payload, where the payload is present (else *edited*);
 - versions of a stream run 1, 2, 3… (a gap is *deleted*, a repeat or step back *reordered*)
   and ``prev_hash`` is the previous event's hash (else *inserted*);
@@ -39,12 +41,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
 from itertools import chain, islice
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
 
 from ..domain.ledger import checkpoint_statement, rotation_statement
+from ..domain.topics import EVENT_TOPICS
 from ..errors import IntegrityError
 from . import merkle
 from .canonical import canonical
@@ -53,6 +55,7 @@ from .signing import key_id as compute_key_id
 from .signing import verify_signature
 
 CHECKPOINT_TYPE = "Ledger.Checkpointed"
+ERASED_TYPE = "Family.Erased"
 KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
 LEDGER_TYPES = (*KEY_TYPES, CHECKPOINT_TYPE)
 FRONTIER_WINDOW = 4096
@@ -205,8 +208,11 @@ class RangeCheck:
     #: stream -> (version, hash) of its last event in the range
     lasts: dict[Any, tuple[Any, str]] = field(default_factory=dict)
     ledger: list[LedgerEvent] = field(default_factory=list)
-    #: (index, stream) of each stream's first erased (key destroyed) event in the range
-    erased: list[tuple[int, str]] = field(default_factory=list)
+    #: (index, stream, version) of each stream's first event in the range whose payload
+    #: could not be opened because its family's key is gone
+    erased: list[tuple[int, str, Any]] = field(default_factory=list)
+    #: streams with a ``Family.Erased`` event in the range (an erasure on record)
+    erasures: list[str] = field(default_factory=list)
     #: indexes of sealed events whose payload was not opened (no key given)
     unchecked: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
     failure: LocalFailure | None = None
@@ -228,8 +234,9 @@ def check_range(
     before it: parse, stream and version, envelope hash, payload digest, and the links
     between events of a stream both in the range. Stops at the first failure.
 
-    ``rows``: (position, originator id, version, state) tuples (a :class:`Row` without its
-    topic), the originator id a UUID or its text as stored. ``digest``: the payload digest of
+    ``rows``: (position, originator id, version, topic, state) tuples (a :class:`Row`), the
+    originator id a UUID or its text as stored, the topic None where the source has none
+    (it is then not checked). ``digest``: the payload digest of
     a sealed record (see :data:`SealedDigest`); ``opener``: a sealed record made readable,
     used for a sealed ledger event's payload and, when no ``digest`` is given, for the digest
     too. With neither, sealed payloads are counted, not checked."""
@@ -247,13 +254,14 @@ def check_range(
         sids.clear()
     loads_, dumps, SORT, fromhex = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS, bytes.fromhex
     ledger_types = LEDGER_TYPES
+    topics = EVENT_TOPICS
     last_recorded: Any = ""
     stream: Any = None
     version: Any = None
     i = 0
     late = False
     try:
-        for pos, oid, row_version, state in rows:
+        for pos, oid, row_version, topic, state in rows:
             late = named = False
             try:
                 try:
@@ -281,6 +289,9 @@ def check_range(
                 if got != stored_hash:
                     raise _Fail("edited", f"envelope hash mismatch (got {_short(got)}, "
                                           f"stored {_short(stored_hash)})")
+                if topic is not None and topic != topics.get(env.get("type")):
+                    raise _Fail("edited", f"row's topic {topic!r} is not the type its hashed "
+                                          f"envelope names ({env.get('type')!r})")
                 if version != row_version:
                     raise _Fail("reordered",
                                 f"row {row_version} of the stream holds version {version}")
@@ -293,7 +304,7 @@ def check_range(
                     if d is None:
                         if stream not in erased_seen:
                             erased_seen.add(stream)
-                            rc.erased.append((i, stream))
+                            rc.erased.append((i, stream, version))
                     elif d != env["payload_digest"]:
                         raise _Fail("edited", f"payload digest mismatch (got {_short(d)}, "
                                               f"expected {_short(env['payload_digest'])})")
@@ -321,6 +332,8 @@ def check_range(
                     if recorded_at is MISSING:
                         raise KeyError("recorded_at")
                 typ = env["type"]
+                if typ == ERASED_TYPE:
+                    rc.erasures.append(stream)
                 if typ in ledger_types:
                     if sealed and digest is not None:
                         payload = opener(rec).get("payload") if opener is not None else None
@@ -422,6 +435,10 @@ class Combiner:
         self.witnessed = False
         self.sealed_through = 0
         self.erased: set[str] = set()
+        #: stream -> (position, event) of its first event whose family key is gone
+        self.unreadable: dict[str, tuple[int, str]] = {}
+        #: streams whose erasure is on record (a ``Family.Erased`` event)
+        self.erasures: set[str] = set()
 
     def add(self, rc: RangeCheck) -> bool:
         """Fold the next range in; False once the ledger has failed (add no more)."""
@@ -497,7 +514,16 @@ class Combiner:
         pos = self.last_position
         ev_name = event_id(*self.last_event) if count and self.last_event else "?"
         active = self.active_key
-        if self.trusted_keys and active is not None and self.keys[active] not in self.trusted_keys:
+        lost = sorted((at, ev, s) for s, (at, ev) in self.unreadable.items()
+                      if s not in self.erasures)
+        if lost:
+            at, ev, stream = lost[0]
+            more = f" (and {len(lost) - 1} more families)" if len(lost) > 1 else ""
+            res.failure = Failure(at, ev, "deleted",
+                                  f"{stream}'s data key is missing but no Family.Erased event "
+                                  f"records its erasure{more}")
+        elif (self.trusted_keys and active is not None
+              and self.keys[active] not in self.trusted_keys):
             res.failure = Failure(pos, "ledger/main", "bad signature",
                                   f"the ledger's active key {active[:16]}… is not a trusted key")
         elif witness and not self.witnessed:
@@ -522,10 +548,12 @@ class Combiner:
         res.unchecked_payloads += sum(1 for k in rc.unchecked if k <= index)
 
     def _take_erased(self, rc: RangeCheck, before: int) -> None:
-        for index, stream in rc.erased:
+        for index, stream, version in rc.erased:
             if index < before and stream not in self.erased:
                 self.erased.add(stream)
                 self.res.erased_streams.append(stream)
+                self.unreadable[stream] = (int(rc.positions[index]), event_id(stream, version))
+        self.erasures.update(rc.erasures)
 
     def _grow(self, rc: RangeCheck, a: int, b: int) -> None:
         """Events ``a`` to ``b`` (exclusive) of the range into the Merkle tree: the frontier,
@@ -612,7 +640,7 @@ def verify_rows(
     chunk: int | None = None,
 ) -> VerifyResult:
     """Check ``rows`` (in ledger order; :class:`Row` s, or (position, originator id, version,
-    state) tuples). ``trusted_keys``: raw Ed25519 public keys the
+    state) tuples, whose topics are then not checked). ``trusted_keys``: raw Ed25519 public keys the
     verifier trusts (the ledger's active key must be one of them when given). ``witness``:
     a checkpoint seen earlier (``tree_size``, ``root``) that the ledger must still contain.
     ``opener``: turns a sealed (encrypted) record into a readable one, raising IntegrityError
@@ -623,7 +651,7 @@ def verify_rows(
     and folded in order (:class:`Combiner`): one range in memory at a time."""
     chunk = chunk or CHUNK
     combiner = Combiner(trusted_keys=trusted_keys, witness=witness)
-    it = _without_topic(rows)
+    it = _range_rows(rows)
     with collector_paused():
         while True:
             rc = check_range(islice(it, chunk), digest=digest, opener=opener)
@@ -632,18 +660,15 @@ def verify_rows(
     return combiner.finish()
 
 
-def _without_topic(rows: Iterable[Any]) -> Iterator[tuple[int, Any, Any, bytes]]:
-    """``rows`` as :func:`check_range` takes them: :class:`Row` s lose their topic, and
-    (position, originator id, version, state) tuples pass as they are."""
+def _range_rows(rows: Iterable[Any]) -> Iterator[tuple[int, Any, Any, Any, bytes]]:
+    """``rows`` as :func:`check_range` takes them: :class:`Row` s as they are, and
+    (position, originator id, version, state) tuples with no topic (None)."""
     it = iter(rows)
     first = next(it, None)
     if first is None:
         return iter(())
     rest = chain((first,), it)
-    return map(_ROW_FIELDS, rest) if len(first) == 5 else rest
-
-
-_ROW_FIELDS = itemgetter(0, 1, 2, 4)
+    return rest if len(first) == 5 else ((p, o, v, None, s) for p, o, v, s in rest)
 
 
 @contextmanager
