@@ -381,6 +381,7 @@ _CHILD = """
 import json, resource, sys
 from pathlib import Path
 from claimledger.application import Settings, open_app
+from claimledger.transfer import export_ledger
 
 def peak_kib():
     # VmHWM: this process's own peak. ru_maxrss would do, except that in a child started by
@@ -398,7 +399,7 @@ app = open_app(Settings(db=db, key_dir=Path(keys), actor="admin"))
 app.ledger()
 r = {"events": 0, "ok": True, "startup_kib": peak_kib()}
 if what == "export":
-    r["events"] = app.export(Path(out))["exported"]
+    r["events"] = export_ledger(app, Path(out))["exported"]
 elif what == "verify" and stop == "0":
     v = app.verify(jobs=1)  # one process: the streaming model whose memory is measured
     r.update(events=v.events, ok=v.ok)

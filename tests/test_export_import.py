@@ -48,7 +48,8 @@ def test_sqlite_to_postgres_to_sqlite_keeps_every_byte(tmp_path: Path, pg_db: st
     code, _, _ = run("--db", f"sqlite:///{tmp_path}/a.sqlite", "export", "--out",
                      str(tmp_path / "a.jsonl"))
     assert code == 0
-    code, _, err = run("--db", pg_db, "import", str(tmp_path / "a.jsonl"))
+    code, _, err = run("--db", pg_db, "--key-dir", str(keys), "import",
+                       str(tmp_path / "a.jsonl"))
     assert code == 0, err
     on_pg = open_app(settings(pg_db))
     assert _hashes(on_pg) == original
@@ -60,7 +61,7 @@ def test_sqlite_to_postgres_to_sqlite_keeps_every_byte(tmp_path: Path, pg_db: st
 
     run("--db", pg_db, "export", "--out", str(tmp_path / "b.jsonl"))
     back = f"sqlite:///{tmp_path}/b.sqlite"
-    assert run("--db", back, "import", str(tmp_path / "b.jsonl"))[0] == 0
+    assert run("--db", back, "--key-dir", str(keys), "import", str(tmp_path / "b.jsonl"))[0] == 0
     on_sqlite = open_app(settings(back))
     assert _hashes(on_sqlite)[: len(original)] == original
     assert on_sqlite.verify().ok
@@ -72,7 +73,8 @@ def test_import_refuses_a_non_empty_ledger_and_a_bad_file(tmp_path: Path, run):
     db = f"sqlite:///{tmp_path}/a.sqlite"
     assert run("--db", db, "--key-dir", str(tmp_path / "k"), "init")[0] == 0
     run("--db", db, "export", "--out", str(tmp_path / "a.jsonl"))
-    code, _, err = run("--db", db, "import", str(tmp_path / "a.jsonl"))
+    code, _, err = run("--db", db, "--key-dir", str(tmp_path / "k"), "import",
+                       str(tmp_path / "a.jsonl"))
     assert code == 2 and "not empty" in err
     (tmp_path / "bad.jsonl").write_text('{"format": "something-else"}\n')
     code, _, err = run("--db", f"sqlite:///{tmp_path}/c.sqlite", "import",

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from . import __version__
+from . import witness
 from .access import Actors
 from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
@@ -36,7 +35,6 @@ from .store.writer import WriterTransaction
 
 A = TypeVar("A", bound=ChainedAggregate)
 PAGE = 5000
-EXPORT_FORMAT = "claimledger-export/1"
 
 
 def parse_moment(text: str, where: str = "--now") -> datetime:
@@ -107,6 +105,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
         self._writer: WriterTransaction | None = None
+        self._first: Any = None
         self.actors = Actors.from_env()
         self.keystore = KeyStore(self)
         #: What ingest keeps between the files of one command (the member index).
@@ -178,16 +177,24 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             raise UsageError(f"no ledger at {self.location.url}: run `claimledger init` first")
         return agg
 
+    def _initialised(self) -> Any:
+        """The ledger's first event: what never changes (its id, its master key's id) is
+        read from it alone, not by replaying the ledger stream (one event per checkpoint)."""
+        if self._first is None:
+            stored = self.recorder.select_events(
+                stream_uuid(Ledger.stream_name(LEDGER_KEY)), lte=1)
+            if not stored:
+                raise UsageError(
+                    f"no ledger at {self.location.url}: run `claimledger init` first")
+            self._first = self.mapper.to_domain_event(stored[0])
+        return self._first
+
     def master_key_id(self) -> str:
-        """The id of the master key the ledger was initialised with, from its first event
-        alone: it never changes, and replaying the ledger stream (one event per checkpoint,
-        one checkpoint per claim) would cost every command that opens a family's data."""
-        stored = self.recorder.select_events(stream_uuid(Ledger.stream_name(LEDGER_KEY)),
-                                             lte=1)
-        if not stored:
-            raise UsageError(f"no ledger at {self.location.url}: run `claimledger init` first")
-        first = self.mapper.to_domain_event(stored[0])
-        return str(first.master_key_id)
+        """The id of the master key the ledger was initialised with."""
+        return str(self._initialised().master_key_id)
+
+    def ledger_id(self) -> str:
+        return str(self._initialised().ledger_id)
 
     # --- writing --------------------------------------------------------------------
     def new_writer(self) -> WriterTransaction:
@@ -407,11 +414,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def _write_witness(self, checkpoint: dict[str, Any]) -> None:
         """Keep the latest checkpoint beside the keys: `verify` then detects truncation."""
-        path = self.settings.keys / "witness.json"
-        with contextlib.suppress(OSError):  # a read-only key directory: a convenience only
-            path.write_bytes(orjson.dumps(
-                {"ledger": self.location.url, "tree_size": checkpoint["tree_size"],
-                 "root": checkpoint["root"]}, option=orjson.OPT_INDENT_2))
+        witness.advance(self.settings.keys, self.ledger_id(), checkpoint["tree_size"],
+                        checkpoint["root"])
 
     def verify(self, *, use_witness: bool = True, jobs: int | None = None) -> VerifyResult:
         """Check the whole ledger (ledger/verify.py). ``jobs``: processes checking ranges of
@@ -421,19 +425,21 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         pub = self.settings.keys / signing.PUBLIC_NAME
         if pub.exists():
             trusted.append(signing.load_public_hex(pub.read_text(), str(pub)))
-        witness = None
-        wpath = self.settings.keys / "witness.json"
-        if use_witness and wpath.exists():
-            w = orjson.loads(wpath.read_bytes())
-            if w.get("ledger") == self.location.url:
-                witness = w
+        seen = None
+        if use_witness:
+            try:
+                lid: str | None = self.ledger_id()
+            except UsageError:  # its first event is gone: any witness of this key directory
+                lid = None
+            seen = (witness.for_ledger(self.settings.keys, lid, self.location.url) if lid
+                    else witness.read(self.settings.keys))
         from .parallel_verify import jobs_for, verify_parallel
 
         jobs = jobs_for(self) if jobs is None else jobs
         if jobs > 1:
-            return verify_parallel(self, jobs=jobs, trusted_keys=trusted, witness=witness)
+            return verify_parallel(self, jobs=jobs, trusted_keys=trusted, witness=seen)
         digest, opener = self.payload_checks()
-        return verify_rows(self.scan(), trusted_keys=trusted, witness=witness, digest=digest,
+        return verify_rows(self.scan(), trusted_keys=trusted, witness=seen, digest=digest,
                            opener=opener)
 
     def payload_checks(self) -> tuple[Any, Any]:
@@ -471,69 +477,6 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 conn.close()
 
         return read()
-
-    # --- export / import ------------------------------------------------------------------
-    def export(self, out: Path) -> dict[str, Any]:
-        """JSON lines: a header, then one line per stored event with its exact bytes."""
-        self.actors.require(self.settings.who, "admin", "export the ledger")
-        n = 0
-        with out.open("wb") as f:
-            f.write(orjson.dumps({"format": EXPORT_FORMAT, "claimledger": __version__}) + b"\n")
-            for row in self.rows():
-                f.write(orjson.dumps({
-                    "position": row.position,
-                    "originator_id": str(row.originator_id),
-                    "version": row.version,
-                    "topic": row.topic,
-                    "state": row.state.decode("utf-8"),
-                }) + b"\n")
-                n += 1
-            wrapped = self.keystore.rows()
-            for stream, blob in wrapped:
-                f.write(orjson.dumps({"family_key": stream, "wrapped": blob.hex()}) + b"\n")
-        return {"exported": n, "family_keys": len(wrapped), "file": str(out)}
-
-    def import_(self, src: Path) -> dict[str, Any]:
-        """Load an export into an empty ledger, keeping every position and byte."""
-        self.actors.require(self.settings.who, "admin", "import a ledger")
-        if self.recorder.max_notification_id():
-            raise UsageError(f"{self.location.url} is not empty; import needs an empty ledger")
-        batch: list[tuple[int, str, int, str, bytes]] = []
-        wrapped: list[tuple[str, bytes]] = []
-        with src.open("rb") as f:
-            header = f.readline()
-            try:
-                head = orjson.loads(header)
-            except orjson.JSONDecodeError:
-                head = {}
-            if head.get("format") != EXPORT_FORMAT:
-                raise UsageError(
-                    f"{src}:1: not a claimledger export (format {head.get('format')!r})"
-                )
-            for lineno, line in enumerate(f, start=2):
-                try:
-                    d = orjson.loads(line)
-                    if "family_key" in d:
-                        wrapped.append((d["family_key"], bytes.fromhex(d["wrapped"])))
-                        continue
-                    batch.append((int(d["position"]), d["originator_id"], int(d["version"]),
-                                  d["topic"], d["state"].encode("utf-8")))
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    raise UsageError(f"{src}:{lineno}: bad export line ({e})") from None
-        insert_with_positions(self, batch)
-        self.keystore.create_table()
-        self.keystore.restore(wrapped)
-        if self.location.backend == "postgres":
-            make_append_only(self, None)
-        return {"imported": len(batch), "family_keys": len(wrapped), "file": str(src),
-                "db": self.location.url}
-
-
-def insert_with_positions(app: LedgerApp, rows: list[tuple[int, str, int, str, bytes]]) -> None:
-    """Insert rows at their original ledger positions in one serialised transaction."""
-    with app.new_writer() as w:
-        w.insert_placed(rows)
-        w.restart_positions()
 
 
 APPEND_ONLY_SQL = """

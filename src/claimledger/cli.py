@@ -130,7 +130,9 @@ def verify(settings: Settings, jobs: int | None, as_json: bool) -> None:
 @pass_settings
 def export_cmd(settings: Settings, out: Path, as_json: bool) -> None:
     """Write every event, byte for byte, as JSON lines."""
-    emit(open_app(settings).export(out), as_json)
+    from .transfer import export_ledger
+
+    emit(export_ledger(open_app(settings), out), as_json)
 
 
 @cli.command("import")
@@ -139,7 +141,12 @@ def export_cmd(settings: Settings, out: Path, as_json: bool) -> None:
 @pass_settings
 def import_cmd(settings: Settings, src: Path, as_json: bool) -> None:
     """Load an export into an empty ledger, keeping positions and hashes."""
-    emit(open_app(settings, must_exist=False).import_(src), as_json)
+    from .transfer import import_ledger
+
+    emit(import_ledger(settings, src), as_json, lambda r: (
+        f"imported: {r['imported']}\nfamily_keys: {r['family_keys']}\nfile: {r['file']}\n"
+        f"db: {r['db']}\nchecked before loading: {r['checked']['events']} events, "
+        f"{r['checked']['checkpoints']} checkpoints, intact"))
 
 
 def main(argv: list[str] | None = None) -> None:

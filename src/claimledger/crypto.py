@@ -72,18 +72,25 @@ def create_master_key(path: Path) -> bytes:
 
 
 def load_master_key(path: Path) -> bytes:
+    """The 32-byte master key from its file: 64 hex digits, mode 0600, nothing else."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text().strip()
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: is a directory, expected the master key file")
+        with path.open("rb") as f:
+            data = f.read(4097)
     except FileNotFoundError:
         raise ConfigError(f"{path}: master key file not found (set CLAIMLEDGER_MASTER_KEY_FILE)"
                           ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the master key file ({e.strerror})") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{path}: master key file must be mode 0600 (is {mode & 0o777:o})")
     try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"{path}: master key is not hex") from None
+        key = bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{path}: master key is not hex (expected 64 hex digits on one "
+                          f"line, found {len(data)} bytes of something else)") from None
     if len(key) != 32:
         raise ConfigError(f"{path}: master key is {len(key)} bytes, expected 32")
     return key
@@ -417,3 +424,28 @@ class KeyStore:
                     return digest
         inner = loads(plain)
         return payload_digest(bytes.fromhex(inner["salt"]), inner["payload"])
+
+
+class DetachedKeyStore(KeyStore):
+    """The family keys of a ledger that is not in a database yet (an export being checked
+    before import): wrapped keys held in memory, unwrapped with a master key the caller
+    has already checked against the ledger's ``master_key_id``. Reads only; creates and
+    destroys nothing."""
+
+    def __init__(self, wrapped: dict[str, bytes], master: bytes):
+        self._master = master
+        self._master_cipher = None
+        self._deks = {}
+        self._ciphers = {}
+        self._wrapped = None
+        self._misses = 0
+        self._pending = None
+        self._held = wrapped
+        self.sqlite = True
+        self.table = KEYS_TABLE
+
+    def _lookup(self, stream: str) -> bytes | None:
+        return self._held.get(stream)
+
+    def rows(self) -> list[tuple[str, bytes]]:
+        return sorted(self._held.items())
