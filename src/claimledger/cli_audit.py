@@ -150,9 +150,15 @@ def bundle_cmd(settings: Settings, claim_id: str, out: Path, as_json: bool) -> N
 def verify_bundle_cmd(file: Path, pubkey: Path | None, as_json: bool) -> None:
     """Verify a bundle offline (no database) and re-derive its decision; exit 1 naming what
     failed."""
-    from .audit.bundle import check_bundle
+    from .audit.bundle import MAX_BUNDLE_BYTES, check_bundle
 
-    result = check_bundle(file.read_bytes(), trusted_key=_pubkey(pubkey))
+    # At most one byte past the bound is read: check_bundle names the size and refuses it.
+    try:
+        with file.open("rb") as f:
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as e:
+        raise UsageError(f"{file}: cannot read ({e.strerror})") from None
+    result = check_bundle(data, trusted_key=_pubkey(pubkey))
 
     def text(d: dict[str, Any]) -> str:
         if not d["ok"]:

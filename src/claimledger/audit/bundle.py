@@ -522,23 +522,54 @@ def _check_manifest(c: _Check, members: dict[str, bytes], unreadable: set[str]
     return mismatched, str(m["claim_id"])
 
 
+#: Bounds on what a bundle may hold, checked before anything is inflated: a bundle comes from
+#: outside. A claim's bundle holds a few hundred to a few thousand members of a few kilobytes
+#: each (its family's events and their proofs); the demo county's largest is under 2 MB.
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_MEMBERS = 50_000
+MAX_MEMBER_BYTES = 16 * 1024 * 1024
+MAX_INFLATED_BYTES = 512 * 1024 * 1024
+
+
 def _read_archive(c: _Check, data: bytes) -> tuple[dict[str, bytes], set[str]] | None:
+    """The members, once the archive's own directory shows they fit the bounds above; each
+    is inflated at most to its declared size (zipfile stops there, and a member that
+    inflates to more or less fails its CRC)."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        c.fail(ARCHIVE, f"{len(data)} bytes; a bundle is at most {MAX_BUNDLE_BYTES}")
+        return None
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        c.fail(ARCHIVE, f"not a zip archive ({e})")
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, struct.error, EOFError,
+            NotImplementedError) as e:
+        c.fail(ARCHIVE, f"not a zip archive ({type(e).__name__}: {e})")
+        return None
+    if len(infos) > MAX_MEMBERS:
+        c.fail(ARCHIVE, f"{len(infos)} members; a bundle holds at most {MAX_MEMBERS}")
+        return None
+    big = next((i for i in infos if i.file_size > MAX_MEMBER_BYTES), None)
+    if big is not None:
+        c.fail(big.filename, f"inflates to {big.file_size} bytes; a bundle's member is at "
+                             f"most {MAX_MEMBER_BYTES}")
+        return None
+    total = sum(i.file_size for i in infos)
+    if total > MAX_INFLATED_BYTES:
+        c.fail(ARCHIVE, f"members inflate to {total} bytes in all; at most "
+                        f"{MAX_INFLATED_BYTES}")
         return None
     members: dict[str, bytes] = {}
     unreadable: set[str] = set()
     with zf:
-        for info in zf.infolist():
+        for info in infos:
             if info.filename in members or info.filename in unreadable:
                 c.fail(info.filename, "appears twice in the archive")
                 continue
             try:
-                members[info.filename] = zf.read(info)
+                with zf.open(info) as f:
+                    members[info.filename] = f.read(MAX_MEMBER_BYTES + 1)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-                    NotImplementedError) as e:
+                    NotImplementedError, struct.error, RuntimeError) as e:
                 c.fail(info.filename, f"unreadable in the archive ({e})")
                 unreadable.add(info.filename)
     return members, unreadable
@@ -684,9 +715,16 @@ def _check_contents(
     res.family_events = len(before)
     res.events = len(events)
 
-    policy = _check_policy(c, by_type.pop(REGISTERED, []), policy_members, members, sp)
+    # The signature first: nothing else the bundle holds (its policy TOML above all) is
+    # parsed further unless the checkpoint that authenticates it verifies.
     _check_keys(c, [e for t in KEY_TYPES for e in by_type.pop(t, [])], keys, cpp,
                 tree_size, trusted_key)
+    regs = by_type.pop(REGISTERED, [])
+    if res.findings:
+        res.notes.append("the policy was not read: the keys or the checkpoint's signature "
+                         "do not verify")
+        return
+    policy = _check_policy(c, regs, policy_members, members, sp)
     for t, evs in by_type.items():
         for e in evs:
             if e.stream != family_stream:

@@ -378,13 +378,27 @@ def expected_id(path: str) -> str | None:
     return f"{p.parent.name}/{p.stem}"
 
 
+#: The largest policy file read: the longest plan here is under 100 KB.
+MAX_POLICY_BYTES = 2 * 1024 * 1024
+
+
 def _parse(data: bytes, path: str) -> dict[str, Any]:
+    """The TOML document, or one PolicyError: a policy file comes from outside (a bundle,
+    an operator's edit), so size, nesting and number length are bounded before anything
+    else reads it."""
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(path, "", f"{len(data)} bytes; a policy file is at most "
+                                    f"{MAX_POLICY_BYTES}")
     try:
         return tomllib.loads(data.decode("utf-8"), parse_float=_Float)
     except UnicodeDecodeError as e:
         raise PolicyError(path, "", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(path, "", f"not valid TOML: {e}") from None
+    except RecursionError:
+        raise PolicyError(path, "", "nested too deeply to be a policy") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise PolicyError(path, "", f"not a policy value: {e}") from None
 
 
 def _validate(doc: dict[str, Any], data: bytes, path: str) -> tuple[Policy | None,
@@ -629,7 +643,10 @@ def _overlap(a0: date | None, a1: date | None, b0: date | None, b1: date | None)
 
 def load_policy_bytes(data: bytes, path: str) -> Policy:
     """Validate the exact bytes of a policy file; ``path`` names it and gives its expected id."""
-    policy, errors = _validate(_parse(data, path), data, path)
+    try:
+        policy, errors = _validate(_parse(data, path), data, path)
+    except RecursionError:
+        raise PolicyError(path, "", "nested too deeply to be a policy") from None
     if errors:
         raise errors[0]
     assert policy is not None
@@ -707,6 +724,9 @@ def check_policies(root_or_paths: str | Path | Iterable[str | Path] = "policies"
             errs, policy = [PolicyError(str(path), "", f"cannot read: {e.strerror}")], None
         except PolicyError as e:
             errs, policy = [e], None
+        except RecursionError:
+            errs = [PolicyError(str(path), "", "nested too deeply to be a policy")]
+            policy = None
         errors += errs
         if policy is not None:
             policies.append(policy)
