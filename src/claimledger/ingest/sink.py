@@ -24,7 +24,15 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from ..errors import ClaimLedgerError, ConfigError, ConflictError, PermissionDeniedError
+from ..errors import (
+    ClaimLedgerError,
+    ClockError,
+    ConfigError,
+    ConflictError,
+    IntegrityError,
+    PermissionDeniedError,
+    WriterBusyError,
+)
 from ..ledger.envelope import Sealed, Sealer
 
 if TYPE_CHECKING:
@@ -124,7 +132,8 @@ class Sink:
 
 #: Errors the writer process reports by name, raised again here with its message.
 _ERRORS: dict[str, type[ClaimLedgerError]] = {
-    c.__name__: c for c in (ConflictError, ConfigError, PermissionDeniedError)}
+    c.__name__: c for c in (ConflictError, ConfigError, ClockError, PermissionDeniedError,
+                            WriterBusyError, IntegrityError)}
 #: Frames to the writer: the settings, then per file BEGIN, (CHUNK, chunk)..., and
 #: (COMMIT, read_at) or (ABORT, None). Frames back: (READY, "") once, then one per file:
 #: ("ok", Appended), or (error name, message).
