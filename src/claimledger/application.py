@@ -24,7 +24,7 @@ from .access import Actors
 from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
 from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
-from .errors import ConfigError, UsageError
+from .errors import ClockError, ConfigError, UsageError
 from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
@@ -76,11 +76,19 @@ class Settings:
             return "unknown"
 
     def explicit_now(self) -> datetime | None:
-        """The time given by ``--now`` / ``CLAIMLEDGER_NOW`` (to load history), if any."""
+        """The time given by ``--now`` / ``CLAIMLEDGER_NOW`` (to load history), if any. A
+        time later than this machine's clock is refused: once written it would hold every
+        later write at the real time behind it, and an append-only ledger cannot undo it."""
         text = self.now or os.environ.get("CLAIMLEDGER_NOW")
-        if text:
-            return parse_moment(text, "--now" if self.now else "CLAIMLEDGER_NOW")
-        return None
+        if not text:
+            return None
+        where = "--now" if self.now else "CLAIMLEDGER_NOW"
+        moment = parse_moment(text, where)
+        real = datetime.now(UTC)
+        if moment > real:
+            raise ClockError(f"{where}: {iso_utc(moment)} is later than this machine's clock "
+                             f"({iso_utc(real)}); --now is for loading history, in the past")
+        return moment
 
     def clock(self) -> datetime:
         """The command's reading of the time: ``--now`` if given, else the machine's clock.
@@ -205,18 +213,20 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                                  KEYS_TABLE, channel=channel)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[WriterTransaction]:
+    def writing(self, at: datetime | None = None) -> Iterator[WriterTransaction]:
         """The writers' lock and one transaction for the block: every :meth:`commit` and
         :meth:`seal` inside it goes into that transaction, and :meth:`context` gives the
-        moment assigned under the lock (store/writer.py says how). Nested, the outer block's
-        transaction serves. New families' data keys are inserted with the events."""
+        moment assigned under the lock (store/writer.py says how). ``at``: a moment asked for
+        through the API (as ``--now`` is on the command line), refused if earlier than the
+        last event's. Nested, the outer block's transaction serves. New families' data keys
+        are inserted with the events."""
         if self._writer is not None:
             yield self._writer
             return
         with self.new_writer() as w:
-            at = w.moment(self.settings.explicit_now())
+            moment = w.moment(at or self.settings.explicit_now())
             self._writer = w
-            self._ctx = AppendContext(actor=self.settings.who, recorded_at=at)
+            self._ctx = AppendContext(actor=self.settings.who, recorded_at=moment)
             try:
                 with self.keystore.batch(write=False) as new_keys:
                     yield w

@@ -8,6 +8,8 @@ command prints one JSON document on stdout; errors always go to stderr.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,36 @@ from .errors import ClaimLedgerError, UsageError
 
 EXIT_FINDING = 1
 EXIT_USAGE = 2
+#: An error no user caused (a defect): one line naming it, the traceback with --debug.
+EXIT_INTERNAL = 70
+
+
+class OutputFile(click.Path):
+    """A file the command will write: its folder must exist and be writable, checked when
+    the option is read, before the command does any work."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        path = Path(super().convert(value, param, ctx))
+        folder = path.parent
+        if not folder.is_dir():
+            self.fail(f"{path}: folder {folder} does not exist", param, ctx)
+        if not os.access(folder, os.W_OK):
+            self.fail(f"{path}: folder {folder} is not writable", param, ctx)
+        if path.is_dir():
+            self.fail(f"{path}: is a folder, expected a file name", param, ctx)
+        return path
+
+
+def merkle_root(text: str, where: str) -> str:
+    """A Merkle root as the user typed it: 64 hex digits, or a UsageError (not a finding)."""
+    root = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", root):
+        raise UsageError(f"{where}: {text!r} is not a Merkle root (64 hex digits)")
+    return root
 
 
 class Ctx:
@@ -63,9 +95,11 @@ def pass_settings(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--now", envvar="CLAIMLEDGER_NOW", metavar="TIME",
               help="Transaction time for this command (ISO), e.g. to load history.")
 @click.option("--actor", envvar="CLAIMLEDGER_ACTOR", help="Who is acting (recorded in events).")
+@click.option("--debug", is_flag=True, envvar="CLAIMLEDGER_DEBUG",
+              help="Show the traceback of an unexpected error.")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, key_dir: Path | None, now: str | None,
-        actor: str | None) -> None:
+        actor: str | None, debug: bool) -> None:
     """claimledger: a replayable, hash-chained, signed ledger of payment-by-results claims."""
     ctx.obj = Ctx(Settings(db=db, key_dir=key_dir, now=now, actor=actor))
 
@@ -125,7 +159,7 @@ def verify(settings: Settings, jobs: int | None, as_json: bool) -> None:
 
 
 @cli.command("export")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", required=True, type=OutputFile())
 @json_option
 @pass_settings
 def export_cmd(settings: Settings, out: Path, as_json: bool) -> None:
@@ -149,21 +183,46 @@ def import_cmd(settings: Settings, src: Path, as_json: bool) -> None:
         f"{r['checked']['checkpoints']} checkpoints, intact"))
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map library errors to exit codes."""
+    """Entry point: run the CLI and map every error to one line on stderr and an exit code:
+    1 a negative finding, 2 bad usage or input, 70 a defect (the traceback only with
+    ``--debug`` or ``CLAIMLEDGER_DEBUG=1``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("CLAIMLEDGER_DEBUG", "") not in ("", "0")
     try:
-        cli.main(args=argv, prog_name="claimledger", standalone_mode=False)
+        cli.main(args=args, prog_name="claimledger", standalone_mode=False)
     except ClaimLedgerError as e:
-        click.echo(f"claimledger: {e}", err=True)
+        click.echo(f"claimledger: {_one_line(str(e))}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("claimledger: aborted", err=True)
         sys.exit(EXIT_USAGE)
+    except click.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        click.echo(f"claimledger: {_one_line(e.format_message())}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"claimledger: {_one_line(e.format_message())}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
+    except OSError as e:  # a file or folder the user named: unreadable, unwritable, full disk
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"claimledger: {where}{e.strerror or type(e).__name__}", err=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as e:
+        if debug:
+            raise
+        click.echo(f"claimledger: unexpected {type(e).__name__}: {_one_line(str(e))[:300]} "
+                   "(a defect; run again with --debug or CLAIMLEDGER_DEBUG=1 for the "
+                   "traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)
     sys.exit(0)
 
 
@@ -283,7 +342,7 @@ def claim_list(settings: Settings, as_json: bool) -> None:
 
 @claim.command("explain")
 @click.argument("claim_id")
-@click.option("--html", "html_out", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--html", "html_out", type=OutputFile(),
               help="Also write a self-contained HTML page for an auditor (prints on A4).")
 @json_option
 @pass_settings

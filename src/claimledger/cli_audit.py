@@ -13,7 +13,16 @@ from typing import Any
 import click
 
 from .application import Settings, open_app
-from .cli import EXIT_FINDING, claim, cli, emit, json_option, pass_settings
+from .cli import (
+    EXIT_FINDING,
+    OutputFile,
+    claim,
+    cli,
+    emit,
+    json_option,
+    merkle_root,
+    pass_settings,
+)
 from .errors import UsageError
 
 
@@ -127,7 +136,7 @@ def spotcheck_verify(settings: Settings, sample_id: str, as_json: bool) -> None:
 # --- evidence bundles -----------------------------------------------------------------------------
 @cli.command("bundle")
 @click.argument("claim_id")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", required=True, type=OutputFile(),
               help="The zip file to write.")
 @json_option
 @pass_settings
@@ -206,7 +215,7 @@ def checkpoint_list(settings: Settings, as_json: bool) -> None:
 @checkpoint.command("prove")
 @click.argument("first", type=click.IntRange(min=1), metavar="FROM")
 @click.argument("second", type=click.IntRange(min=1), required=False, metavar="[TO]")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--out", type=OutputFile(),
               help="Write the proof document here (default: print it).")
 @json_option
 @pass_settings
@@ -251,7 +260,7 @@ def checkpoint_verify_consistency(proof: Path, kept: Path | None, kept_size: int
         kept_size, kept_root = read_kept(kept.read_bytes(), str(kept))
     elif kept_size is None or kept_root is None:
         raise UsageError("say which checkpoint you kept: --kept FILE, or --size N --root HEX")
-    r = check_consistency(proof.read_bytes(), kept_size, kept_root.strip().lower(),
+    r = check_consistency(proof.read_bytes(), kept_size, merkle_root(kept_root, "--root"),
                           trusted_key=_pubkey(pubkey))
     emit(r.to_dict(), as_json, lambda d: (
         f"consistent: the checkpoint of {d['to']} events (root {d['root']}) extends the "
@@ -267,7 +276,7 @@ def checkpoint_verify_consistency(proof: Path, kept: Path | None, kept_size: int
 @claim.command("report")
 @click.argument("claim_id")
 @click.option("--html", "html_out", required=True,
-              type=click.Path(path_type=Path, dir_okay=False), help="The HTML file to write.")
+              type=OutputFile(), help="The HTML file to write.")
 @json_option
 @pass_settings
 def claim_report(settings: Settings, claim_id: str, html_out: Path, as_json: bool) -> None:

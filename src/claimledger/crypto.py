@@ -187,10 +187,12 @@ class KeyStore:
         return self._master_cipher
 
     def available(self) -> bool:
-        try:
-            self.master()
-        except ConfigError:
+        """Whether a master key is here to open sealed payloads: False where there is no
+        key file (an auditor's machine); a key file that is there but wrong, unsafe or
+        unreadable is a ConfigError, never silently "no key"."""
+        if self._master is None and not master_key_path(self.app.settings.keys).exists():
             return False
+        self.master()
         return True
 
     # --- table ---------------------------------------------------------------------------

@@ -186,7 +186,8 @@ def read_kept(data: bytes, where: str) -> tuple[int, str]:
         if isinstance(d, dict) and "second" in d and "tree_size" not in d:
             d = d["second"]
         size, root = int(d["tree_size"]), str(d["root"])
-        bytes.fromhex(root)
+        if len(bytes.fromhex(root)) != 32:
+            raise ValueError(f"root {root!r} is not 64 hex digits")
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UsageError(f"{where}: not a kept checkpoint with tree_size and root ({e})") from None
     return size, root

@@ -75,16 +75,24 @@ def iso_date(cell: str) -> str:
     raise CellError(f"bad date {cell!r}: expected an ISO date YYYY-MM-DD")
 
 
+#: The most digits a number cell may have: far above any count of sessions, hours or
+#: scores, far below what the ledger's canonical JSON holds (64-bit integers).
+MAX_DIGITS = 15
+
+
 def integer(cell: str) -> int:
-    if cell.isdigit() and cell.isascii():  # the common case, without a regex
+    if cell.isdigit() and cell.isascii() and len(cell) <= MAX_DIGITS:  # the common case
         return int(cell)
     if not _INT.fullmatch(cell):
         raise CellError(f"not an integer: {cell!r}")
+    if len(cell.lstrip("+-")) > MAX_DIGITS:
+        raise CellError(f"{len(cell.lstrip('+-'))}-digit number: expected at most "
+                        f"{MAX_DIGITS} digits")
     return int(cell)
 
 
 def count(cell: str) -> int:
-    if cell.isdigit() and cell.isascii():
+    if cell.isdigit() and cell.isascii() and len(cell) <= MAX_DIGITS:
         return int(cell)
     n = integer(cell)
     if n < 0:
@@ -217,7 +225,8 @@ class Schema:
                 continue
             lines.append("    else:")
             if parse is count:  # its own fast path, inline
-                lines.append(f"        if {c}.isdigit() and {c}.isascii():")
+                lines.append(f"        if {c}.isdigit() and {c}.isascii() and len({c}) <= "
+                             f"{MAX_DIGITS}:")
                 lines.append(f"            {c} = int({c})")
                 lines.append("        else:")
                 indent = "            "
