@@ -31,6 +31,7 @@ from .ledger.envelope import stream_uuid
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
+from .store.location import check_server
 from .store.writer import WriterTransaction
 
 A = TypeVar("A", bound=ChainedAggregate)
@@ -110,7 +111,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         try:
             super().__init__(env=env)
         except Exception as e:  # connection refused, bad credentials, unwritable file …
-            raise ConfigError(f"cannot open ledger at {location.url}: {_one_line(e)}") from None
+            raise ConfigError(f"cannot open ledger at {location.shown}: {_one_line(e)}") from None
         self._ctx: AppendContext | None = None
         self._writer: WriterTransaction | None = None
         self._first: Any = None
@@ -308,26 +309,52 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     # --- use cases: the ledger itself ---------------------------------------------------
     def init(self, authority: str, app_role: str | None = None) -> dict[str, Any]:
+        """Create the ledger: key files, the family-keys table, the first event and, on
+        PostgreSQL, the append-only trigger and the application role's grants.
+
+        Everything is checked first (no ledger yet, the role exists, the key directory can
+        take new keys); the database part is one transaction, and key files this command
+        created are removed again if it fails, so a failed init leaves nothing to undo and
+        can simply be run again."""
         self.actors.require(self.settings.who, "admin", "initialise a ledger")
         if self.find(Ledger, LEDGER_KEY) is not None:
             raise UsageError(f"a ledger already exists at {self.location.url}")
         if app_role and self.location.backend != "postgres":
             raise UsageError("--app-role applies to a PostgreSQL ledger only")
+        if app_role:
+            require_role(self, app_role)
         keys = self.settings.keys
-        ctx = self.context()
         master_path = master_key_path(keys)
-        master = create_master_key(master_path)
-        private = signing.generate_keypair(keys)
-        pub = signing.public_raw(private)
-        ledger_id = str(uuid.uuid4())
-        self.keystore.create_table()
-        led = Ledger.initialise(
-            ctx, ledger_id=ledger_id, authority=authority, public_key=pub.hex(),
-            key_id=signing.key_id(pub), master_key_id=master_key_id(master),
-        )
-        self.commit(led)
-        if self.location.backend == "postgres":
-            make_append_only(self, app_role)
+        created = [p for p in (master_path, keys / signing.PRIVATE_NAME,
+                               keys / signing.PUBLIC_NAME) if not p.exists()]
+        if keys / signing.PRIVATE_NAME not in created:
+            raise ConfigError(f"{keys / signing.PRIVATE_NAME}: a signing key already exists; "
+                              "refusing to overwrite (use another --key-dir)")
+        try:
+            master = create_master_key(master_path)
+            private = signing.generate_keypair(keys)
+            pub = signing.public_raw(private)
+            ledger_id = str(uuid.uuid4())
+            if app_role:
+                # The cohort view's tables (eventsourcing creates them on connections of its
+                # own), so that the transaction below can grant the role its rights on them.
+                from .audit.cohort import open_view
+
+                open_view(self.location)
+            with self.writing() as w:
+                self.keystore.create_table(w)
+                led = Ledger.initialise(
+                    self.context(), ledger_id=ledger_id, authority=authority,
+                    public_key=pub.hex(), key_id=signing.key_id(pub),
+                    master_key_id=master_key_id(master),
+                )
+                self.commit(led)
+                if self.location.backend == "postgres":
+                    make_append_only(self, app_role, w)
+        except BaseException:
+            for path in created:
+                path.unlink(missing_ok=True)
+            raise
         return {
             "ledger_id": ledger_id,
             "authority": authority,
@@ -571,39 +598,47 @@ class BulkInsert:
         self.writer.insert_keys(family_keys)
 
 
-def make_append_only(app: LedgerApp, app_role: str | None) -> None:
-    """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events.
+def require_role(app: LedgerApp, role: str) -> None:
+    """The PostgreSQL role the application will use exists (checked before init writes)."""
+    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        found = c.fetchone()
+    if not found:
+        raise UsageError(f"--app-role {role}: no such role on the server (create it first: "
+                         f"CREATE ROLE {role} LOGIN PASSWORD '…'); nothing was written")
+
+
+def make_append_only(app: LedgerApp, app_role: str | None, writer: WriterTransaction) -> None:
+    """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events, in
+    the writer's transaction (init's, or import's).
 
     A trigger rejects them for every role (only a superuser, who can disable triggers, gets
     past it), and the application's role, when named, is granted only SELECT and INSERT;
     on the family-keys table too, where a key is deleted only by ``claimledger_erase_key``,
-    which refuses unless the family's ``Family.Erased`` event is in the ledger.
+    which refuses unless the family's ``Family.Erased`` event is in the ledger. The role
+    keeps the cohort report's view up to date, so it may change that view's tables.
     """
     rec: Any = app.recorder
     schema = f'"{rec.datastore.schema or "public"}"'
     table = f'"{rec.events_table_name}"'
-    with rec.datastore.transaction(commit=True) as c:
-        c.execute(APPEND_ONLY_SQL.format(schema=schema, table=table, keys=f'"{KEYS_TABLE}"'))
-        if app_role:
-            role = '"' + app_role.replace('"', "") + '"'
-            c.execute(f"REVOKE ALL ON {schema}.{table} FROM {role}")
-            c.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-            c.execute(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
-            # A family's key goes only through erasure: the function deletes it only when
-            # the transaction has recorded the family's Family.Erased event.
-            c.execute(f'REVOKE ALL ON {schema}."{KEYS_TABLE}" FROM {role}')
-            c.execute(f'GRANT SELECT, INSERT ON {schema}."{KEYS_TABLE}" TO {role}')
-            c.execute(f"GRANT EXECUTE ON FUNCTION {schema}.claimledger_erase_key(text, uuid) "
-                      f"TO {role}")
-            c.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-    if app_role:
-        # The cohort report's view is a projection the application role keeps up to date.
-        from .audit.cohort import TRACKING_TABLE, VIEW_TABLES, open_view
+    run = writer.execute
+    run(APPEND_ONLY_SQL.format(schema=schema, table=table, keys=f'"{KEYS_TABLE}"'))
+    if not app_role:
+        return
+    from .audit.cohort import TRACKING_TABLE, VIEW_TABLES
 
-        open_view(app.location)
-        with rec.datastore.transaction(commit=True) as c:
-            for t in (*VIEW_TABLES, TRACKING_TABLE):
-                c.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}."{t}" TO {role}')
+    role = '"' + app_role.replace('"', "") + '"'
+    run(f"REVOKE ALL ON {schema}.{table} FROM {role}")
+    run(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+    run(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
+    # A family's key goes only through erasure: the function deletes it only when the
+    # transaction has recorded the family's Family.Erased event.
+    run(f'REVOKE ALL ON {schema}."{KEYS_TABLE}" FROM {role}')
+    run(f'GRANT SELECT, INSERT ON {schema}."{KEYS_TABLE}" TO {role}')
+    run(f"GRANT EXECUTE ON FUNCTION {schema}.claimledger_erase_key(text, uuid) TO {role}")
+    run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    for t in (*VIEW_TABLES, TRACKING_TABLE):
+        run(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}."{t}" TO {role}')
 
 
 def _one_line(e: BaseException) -> str:
@@ -616,6 +651,7 @@ def open_app(settings: Settings, *, must_exist: bool = True) -> LedgerApp:
     loc = locate(settings.db)
     if must_exist and loc.exists is False:
         raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
+    check_server(loc, need_ledger=must_exist)
     if must_exist and loc.backend == "postgres":
         # The events table exists; an application role that may only SELECT and INSERT
         # cannot (and need not) create it.

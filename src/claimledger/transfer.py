@@ -293,8 +293,8 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
         app.keystore.create_table()
         with app.new_writer() as w:
             _load(src, w, info.sha256)
-        if location.backend == "postgres":
-            make_append_only(app, None)
+            if location.backend == "postgres":
+                make_append_only(app, None, w)
     except BaseException:
         if created and location.sqlite_path is not None:
             for suffix in ("", "-wal", "-shm", "-journal"):

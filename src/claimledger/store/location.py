@@ -30,6 +30,12 @@ class Location:
     backend: str  # "sqlite" | "postgres"
     env: dict[str, str]
     sqlite_path: Path | None = None
+    #: The URL as messages show it: any password replaced by ***.
+    shown: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.shown:
+            object.__setattr__(self, "shown", self.url)
 
     @property
     def exists(self) -> bool | None:
@@ -89,7 +95,8 @@ def locate(url: str | None) -> Location:
             "POSTGRES_LOCK_TIMEOUT": "10",
             "APPLICATION_RECORDER_TOPIC": "claimledger.store.pg:AppendOnlyRecorder",
         }
-        return Location(url, "postgres", env)
+        return Location(url, "postgres", env,
+                        shown=u.render_as_string(hide_password=True) if u.password else url)
     raise ConfigError(
         f"bad database URL {url!r}: unsupported backend {backend!r} (use sqlite or postgresql)"
     )
@@ -102,3 +109,36 @@ def sqlite_file(url: str) -> str | None:
     if url.startswith(_SQLITE_PREFIX) and not any(c in url for c in "?%#"):
         return url[len(_SQLITE_PREFIX):]
     return None
+
+
+#: The events table eventsourcing makes for the claimledger application.
+EVENTS_TABLE = f"{APP_NAME}_events"
+
+
+def check_server(location: Location, *, need_ledger: bool) -> None:
+    """On PostgreSQL, connect once directly before the application's pool does, so that a
+    refusal reaches the user at once with the server's own reason (the pool would retry
+    for seconds and then hide it); with ``need_ledger``, a database with no ledger tables is
+    said to be one, and nothing is created in it."""
+    if location.backend != "postgres":
+        return
+    import psycopg
+
+    env = location.env
+    try:
+        conn = psycopg.connect(
+            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"] or None, password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")))
+    except psycopg.Error as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ConfigError(f"cannot connect to {location.shown}: {reason[:300]}") from None
+    with conn:
+        schema = env.get("POSTGRES_SCHEMA") or "public"
+        found = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{EVENTS_TABLE}"',)
+                             ).fetchone()
+    if need_ledger and not (found and found[0]):
+        from ..errors import UsageError
+
+        raise UsageError(f"no ledger at {location.shown}: the database has no claimledger "
+                         "tables; run `claimledger init` first")

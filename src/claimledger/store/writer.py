@@ -291,11 +291,17 @@ class WriterTransaction(AbstractContextManager["WriterTransaction"]):
         except Exception as err:
             raise _translate(err, self.wait) from None
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """One statement under the lock (``?`` placeholders on both backends)."""
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """One statement under the lock (``?`` placeholders on both backends; with no
+        parameters the text is sent as it is, ``%`` and ``?`` included)."""
         self.lock()
         try:
-            self.cursor.execute(sql if self.sqlite else sql.replace("?", "%s"), params)
+            if params is None:
+                self.cursor.execute(sql)
+            elif self.sqlite:
+                self.cursor.execute(sql, params)
+            else:
+                self.cursor.execute(sql.replace("?", "%s"), params)
         except Exception as err:
             raise _translate(err, self.wait) from None
         return self.cursor
