@@ -532,6 +532,20 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
 from . import cli_audit, cli_report  # noqa: E402,F401
 
 
+@cli.command("doctor")
+@json_option
+@pass_settings
+def doctor_cmd(settings: Settings, as_json: bool) -> None:
+    """Check the set-up: ledger, append-only rights, key files, witness, checkpoint,
+    policies. Exit 0 healthy, 1 naming each problem; writes nothing."""
+    from .doctor import doctor, render
+
+    report = doctor(settings)
+    emit(report, as_json, render)
+    if not report["ok"]:
+        sys.exit(EXIT_FINDING)
+
+
 @cli.group()
 def keys() -> None:
     """The authority's signing keys."""

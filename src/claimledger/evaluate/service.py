@@ -41,6 +41,9 @@ _CACHE: dict[tuple[str, tuple[tuple[str, int, int], ...]], list[Policy]] = {}
 def current_policies(root: Path | None = None) -> list[Policy]:
     """The policies under ``root``, loaded once per process while the files are unchanged."""
     root = root or policies_root()
+    if not any(root.glob("*/*.toml")):
+        raise UsageError(f"no policies found under {root} (expected <authority>/<plan>.toml "
+                         "files; set CLAIMLEDGER_POLICIES to the folder that holds them)")
     stamp = tuple(
         (str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(root.glob("*/*.toml"))
     )
