@@ -106,15 +106,14 @@ def test_no_policies_where_the_command_looks(settings_for, run, tmp_path: Path,
 
 
 def test_no_ledger_at_all(tmp_path: Path, run) -> None:
-    code, out, err = run("--db", f"sqlite:///{tmp_path}/none.sqlite", "doctor")
+    code, out, _ = run("--db", f"sqlite:///{tmp_path}/none.sqlite", "doctor")
     assert code == 1 and "no ledger at" in out
     assert not (tmp_path / "none.sqlite").exists()
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_postgres_without_its_append_only_trigger(settings_for, run, backend: str,
                                                   db_url: str) -> None:
-    if backend != "postgres":
-        return
     build(settings_for)
     open_app(settings_for(now=LATER)).seal()
     with psycopg.connect(db_url, autocommit=True) as c:

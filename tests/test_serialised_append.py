@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from claimledger.application import Settings, open_app
 from claimledger.ledger.canonical import loads
@@ -80,10 +81,10 @@ def test_a_clock_behind_the_ledger_neither_refuses_nor_goes_backwards(settings_f
     assert app.verify().ok
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_postgresql_takes_the_time_from_the_server(backend: str, settings_for,
                                                    db_url: str) -> None:
-    if backend != "postgres":
-        return  # SQLite has one machine: its clock is the one clock
+    """(SQLite has one machine: its clock is the one clock.)"""
     build(settings_for)
 
     def server_now() -> str:

@@ -319,10 +319,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self.actors.require(self.settings.who, "admin", "initialise a ledger")
         if self.find(Ledger, LEDGER_KEY) is not None:
             raise UsageError(f"a ledger already exists at {self.location.url}")
-        if app_role and self.location.backend != "postgres":
-            raise UsageError("--app-role applies to a PostgreSQL ledger only")
-        if app_role:
-            require_role(self, app_role)
+        check_server(self.location, need_ledger=False, role=app_role)
         keys = self.settings.keys
         master_path = master_key_path(keys)
         created = [p for p in (master_path, keys / signing.PRIVATE_NAME,
@@ -598,16 +595,6 @@ class BulkInsert:
         self.writer.insert_keys(family_keys)
 
 
-def require_role(app: LedgerApp, role: str) -> None:
-    """The PostgreSQL role the application will use exists (checked before init writes)."""
-    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-        c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-        found = c.fetchone()
-    if not found:
-        raise UsageError(f"--app-role {role}: no such role on the server (create it first: "
-                         f"CREATE ROLE {role} LOGIN PASSWORD '…'); nothing was written")
-
-
 def make_append_only(app: LedgerApp, app_role: str | None, writer: WriterTransaction) -> None:
     """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events, in
     the writer's transaction (init's, or import's).
@@ -646,12 +633,14 @@ def _one_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
-def open_app(settings: Settings, *, must_exist: bool = True) -> LedgerApp:
-    """Open the ledger the settings name; a missing SQLite file is not silently created."""
+def open_app(settings: Settings, *, must_exist: bool = True,
+             app_role: str | None = None) -> LedgerApp:
+    """Open the ledger the settings name; a missing SQLite file or PostgreSQL ledger is not
+    silently created. ``app_role``: init's, checked before anything is created."""
     loc = locate(settings.db)
     if must_exist and loc.exists is False:
         raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
-    check_server(loc, need_ledger=must_exist)
+    check_server(loc, need_ledger=must_exist, role=app_role)
     if must_exist and loc.backend == "postgres":
         # The events table exists; an application role that may only SELECT and INSERT
         # cannot (and need not) create it.

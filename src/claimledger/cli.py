@@ -112,7 +112,7 @@ def cli(ctx: click.Context, db: str | None, key_dir: Path | None, now: str | Non
 @pass_settings
 def init(settings: Settings, authority: str, app_role: str | None, as_json: bool) -> None:
     """Create the ledger and the authority's Ed25519 key pair."""
-    app = open_app(settings, must_exist=False)
+    app = open_app(settings, must_exist=False, app_role=app_role)
     emit(app.init(authority, app_role), as_json)
 
 

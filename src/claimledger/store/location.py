@@ -115,11 +115,16 @@ def sqlite_file(url: str) -> str | None:
 EVENTS_TABLE = f"{APP_NAME}_events"
 
 
-def check_server(location: Location, *, need_ledger: bool) -> None:
-    """On PostgreSQL, connect once directly before the application's pool does, so that a
-    refusal reaches the user at once with the server's own reason (the pool would retry
-    for seconds and then hide it); with ``need_ledger``, a database with no ledger tables is
-    said to be one, and nothing is created in it."""
+def check_server(location: Location, *, need_ledger: bool, role: str | None = None) -> None:
+    """Before anything is opened or created: on PostgreSQL, connect once directly, before
+    the application's pool does, so that a refusal reaches the user at once with the
+    server's own reason (the pool would retry for seconds and then hide it); with
+    ``need_ledger``, a database with no ledger tables is said to be one, and nothing is
+    created in it; with ``role`` (init's ``--app-role``), that role must exist."""
+    from ..errors import UsageError
+
+    if role and location.backend != "postgres":
+        raise UsageError("--app-role applies to a PostgreSQL ledger only")
     if location.backend != "postgres":
         return
     import psycopg
@@ -137,8 +142,11 @@ def check_server(location: Location, *, need_ledger: bool) -> None:
         schema = env.get("POSTGRES_SCHEMA") or "public"
         found = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{EVENTS_TABLE}"',)
                              ).fetchone()
+        role_found = role and conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                           (role,)).fetchone()
+    if role and not role_found:
+        raise UsageError(f"--app-role {role}: no such role on the server (create it first: "
+                         f"CREATE ROLE {role} LOGIN PASSWORD '…'); nothing was written")
     if need_ledger and not (found and found[0]):
-        from ..errors import UsageError
-
         raise UsageError(f"no ledger at {location.shown}: the database has no claimledger "
                          "tables; run `claimledger init` first")
