@@ -429,7 +429,12 @@ def policy() -> None:
 def _policies_dir(root: Path | None) -> Path:
     from .evaluate.service import policies_root
 
-    return root or policies_root()
+    folder = root or policies_root()
+    if not any(folder.glob("*/*.toml")):
+        raise UsageError(f"no policies found under {folder} (expected <authority>/<plan>.toml "
+                         "files; set CLAIMLEDGER_POLICIES or --root to the folder that holds "
+                         "them)")
+    return folder
 
 
 @policy.command("list")

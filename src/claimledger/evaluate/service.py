@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +26,18 @@ if TYPE_CHECKING:
 
 
 def policies_root() -> Path:
-    """``CLAIMLEDGER_POLICIES``, else ./policies, else the policies shipped beside the code."""
+    """``CLAIMLEDGER_POLICIES``, else ./policies, else the policies installed with the
+    package (``claimledger/policies``, from the repository's ``policies/``)."""
     env = os.environ.get("CLAIMLEDGER_POLICIES")
     if env:
         return Path(env)
     here = Path("policies")
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[3] / "policies"
+    shipped = Path(str(resources.files("claimledger"))) / "policies"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[3] / "policies"  # a source checkout
 
 
 _CACHE: dict[tuple[str, tuple[tuple[str, int, int], ...]], list[Policy]] = {}
