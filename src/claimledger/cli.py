@@ -416,8 +416,10 @@ def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> Non
                 f"({r['corrected']} corrections), {r['skipped_duplicates']} already in the "
                 "ledger"))
     finish(app)
-    if as_json:
-        emit(results[0] if len(results) == 1 else {"files": results}, True, str)
+    if as_json:  # one shape for one file or several: each file, and the totals
+        emit({"files": results,
+              **{k: sum(r[k] for r in results)
+                 for k in ("rows", "appended", "skipped_duplicates", "corrected")}}, True, str)
 
 
 # --- policies ----------------------------------------------------------------------------------
@@ -526,8 +528,10 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
     def progress(label: str, total: int) -> Any:
         return click.progressbar(length=total, label=label, file=sys.stderr)
 
+    program = sys.argv[0] if os.sep in sys.argv[0] else "claimledger"
+    program = str(Path(program).resolve()) if os.sep in program else program
     r = run_demo(workdir, families=families, seed=seed, progress=progress if tty else None,
-                 log=lambda m: click.echo(m, err=True))
+                 log=lambda m: click.echo(m, err=True), program=program)
     emit(r, as_json, summary_text)
     if not r["verify"]["ok"] or (r["bundle"] and not r["bundle"]["ok"]):
         sys.exit(EXIT_FINDING)

@@ -8,6 +8,7 @@ report what happened. Steps that later issues add (spot checks, bundles) join th
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,9 +28,16 @@ from .synth import DEFAULT_POLICY, KINDS, generate
 def run_demo(
     workdir: Path, *, families: int, seed: int, policy_id: str = DEFAULT_POLICY,
     progress: Callable[[str, int], Any] | None = None, log: Callable[[str], None] = print,
+    program: str = "claimledger",
 ) -> dict[str, Any]:
-    """Run the whole story in ``workdir``; return the figures as plain data."""
+    """Run the whole story in ``workdir``; return the figures as plain data. ``program``:
+    how the user ran claimledger, for the command the summary suggests next (it names the
+    demo's ledger and keys by absolute path, so it works from wherever the user stands)."""
     t0 = time.perf_counter()
+    workdir = workdir.resolve()
+    command = " ".join(shlex.quote(a) for a in (
+        program, "--db", f"sqlite:///{workdir / 'claimledger.sqlite'}", "--key-dir",
+        str(workdir / ".claimledger")))
     db = f"sqlite:///{workdir / 'claimledger.sqlite'}"
     keys = workdir / ".claimledger"
     admin = Settings(db=db, key_dir=keys, actor="admin")
@@ -105,7 +113,8 @@ def run_demo(
         spotcheck.record(open_app(auditor), picked, "upheld",
                          "demo: bundle verified offline and decision re-derived")
 
-    log("7/7 verifying the whole ledger")
+    log("7/7 sealing the last checkpoint and verifying the whole ledger")
+    open_app(admin).seal()  # the validations and the spot check are covered too
     t_verify = time.perf_counter()
     result = open_app(admin).verify()
     verify_s = time.perf_counter() - t_verify
@@ -130,6 +139,7 @@ def run_demo(
         "verify_seconds": round(verify_s, 2),
         "seconds": round(time.perf_counter() - t0, 1),
         "example_claim": submitted[0] if submitted else None,
+        "command": command,
         "spot_check": None if sample is None else {
             "sample_id": sample["sample_id"], "population": sample["population"],
             "chosen": sample["chosen"]},
@@ -162,7 +172,7 @@ def summary_text(r: dict[str, Any]) -> str:
         lines.append(f"  bundle        {b['file']} ({b['bytes']} bytes) verified offline: "
                      f"{'ok' if b['ok'] else 'FAILED ' + '; '.join(b['reasons'])}")
     if r["example_claim"]:
-        lines.append(f"  try           claimledger claim explain {r['example_claim']}")
+        lines.append(f"  try           {r['command']} claim explain {r['example_claim']}")
     lines.append(f"  took          {r['seconds']} s")
     return "\n".join(lines)
 

@@ -58,7 +58,8 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
     existing = app.find(Claim, claim_id)
     if existing is not None:
         raise ClaimRefusedError(
-            f"family {family_ref} already has a {decision.route} claim ({claim_id}, "
+            f"family {family_ref} already has {_article(decision.route)} {decision.route} "
+            f"claim ({claim_id}, "
             f"{existing.status}); one claim per family and route"
         )
     record = decision.to_dict()
@@ -90,6 +91,10 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         "amount": amount,
         "checkpoint": checkpoint,
     }
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _claim(app: LedgerApp, claim_id: str) -> Claim:
