@@ -387,6 +387,11 @@ INGEST_KINDS = ("families", "members", "indicators", "attachments", "attendance"
 def ingest_cmd(settings: Settings, pairs: tuple[str, ...], as_json: bool) -> None:
     """Append data-match files, each atomically (a bad row rejects its whole file).
 
+    KIND is one of: families, members, indicators, attachments, attendance, incidents,
+    employment, care_status, scores, judgements, attestations. Each FILE is CSV in UTF-8
+    whose first line is the kind's exact header (docs/ingest-format.md lists every column
+    and value).
+
     Several files (a month's data matches: families, members, then the rest) load in the
     order given, one after another, in one process that reads the ledger's member index
     once; a bad file stops the command, the files before it stay loaded."""
