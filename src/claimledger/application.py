@@ -471,7 +471,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
         jobs = jobs_for(self) if jobs is None else jobs
         if jobs > 1:
-            return verify_parallel(self, jobs=jobs, trusted_keys=trusted, witness=seen)
+            return verify_parallel(self, jobs=jobs, open_ledger=open_app, trusted_keys=trusted,
+                                   witness=seen)
         digest, opener = self.payload_checks()
         return verify_rows(self.scan(), trusted_keys=trusted, witness=seen, digest=digest,
                            opener=opener)

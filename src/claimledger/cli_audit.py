@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .application import Settings, open_app
-from .cli import (
+from .cli_common import (
     EXIT_FINDING,
     OutputFile,
     claim,

@@ -8,7 +8,7 @@ import io
 import click
 
 from .application import Settings, open_app
-from .cli import cli, emit, json_option, pass_settings
+from .cli_common import cli, emit, json_option, pass_settings
 from .errors import UsageError
 
 

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.pool import AsyncResult, Pool
 from typing import TYPE_CHECKING, Any
@@ -46,11 +46,13 @@ def jobs_for(app: LedgerApp) -> int:
     return max(1, os.cpu_count() or 1) if top > 2 * verify.CHUNK else 1
 
 
-def verify_parallel(app: LedgerApp, *, jobs: int, trusted_keys: Sequence[bytes] = (),
-                    witness: dict[str, Any] | None = None, chunk: int | None = None
-                    ) -> VerifyResult:
+def verify_parallel(app: LedgerApp, *, jobs: int, open_ledger: Callable[[Settings], LedgerApp],
+                    trusted_keys: Sequence[bytes] = (), witness: dict[str, Any] | None = None,
+                    chunk: int | None = None) -> VerifyResult:
     """Verify ``app``'s ledger with ``jobs`` worker processes, ``chunk`` positions a range
-    (default :data:`~.ledger.verify.CHUNK`)."""
+    (default :data:`~.ledger.verify.CHUNK`). ``open_ledger``: how a worker opens its own
+    application from the settings (the application's ``open_app``, handed in so that this
+    module does not depend on the application that uses it)."""
     chunk = chunk or verify.CHUNK
     last = app.recorder.max_notification_id() or 0
     spans: Iterator[tuple[int, int]] = (
@@ -65,7 +67,7 @@ def verify_parallel(app: LedgerApp, *, jobs: int, trusted_keys: Sequence[bytes] 
     # fork on Linux: workers start at once, sharing the parent's imported code; where fork
     # is unsafe or missing (macOS, Windows), spawn.
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = context.Pool(jobs, initializer=_start, initargs=(settings, with_keys))
+    pool = context.Pool(jobs, initializer=_start, initargs=(open_ledger, settings, with_keys))
     try:
         with collector_paused():
             _fold(pool, spans, jobs * (1 + AHEAD), combiner)
@@ -105,14 +107,13 @@ def _fold(pool: Pool, spans: Iterator[tuple[int, int]], ahead: int, combiner: Co
         raise error
 
 
-def _start(settings: Settings, with_keys: bool) -> None:
+def _start(open_ledger: Callable[[Settings], LedgerApp], settings: Settings,
+           with_keys: bool) -> None:
     """Worker initializer: its own application and key store. What fails here is raised by
     the worker's first range (an initializer that raises would be restarted forever)."""
     global _app, _digest, _opener, _broken
     try:
-        from .application import open_app
-
-        _app = open_app(settings)
+        _app = open_ledger(settings)
         if with_keys:
             _digest, _opener = _app.payload_checks()
             if _digest is None:
