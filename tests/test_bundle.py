@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from claimledger.audit import bundle as B
+from claimledger.audit import bundle_check
 from claimledger.cli import main
 from claimledger.domain.ledger import checkpoint_statement
 from claimledger.ledger import merkle, signing
@@ -279,7 +280,7 @@ def test_a_changed_zip_header_names_the_member(good: bytes):
     """Bytes outside any member's content (modification times in the local and central
     headers) are checked too: the archive must be the canonical one for its members."""
     m = members_of(good)
-    regions = B._archive_regions(m)
+    regions = bundle_check._archive_regions(m)
     local, central = regions[:len(m)], regions[len(m):2 * len(m)]
     for (lo, _, name), (cd, _, same) in list(zip(local, central, strict=True))[::3]:
         assert name == same

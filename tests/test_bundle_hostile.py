@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from claimledger.audit import bundle as B
+from claimledger.audit import bundle_check as B
 from claimledger.errors import PolicyError
 from claimledger.ledger.canonical import loads
 from claimledger.policy.load import load_policy_bytes

@@ -97,3 +97,30 @@ def test_no_import_cycles() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        m = todo.pop()
+        for n in graph.get(m, ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+#: Modules that open a database, a key file or another process.
+IO = {"claimledger.application", "claimledger.store", "claimledger.store.writer",
+      "claimledger.store.location", "claimledger.store.pg", "claimledger.persistence",
+      "claimledger.crypto", "claimledger.transfer", "claimledger.parallel_verify",
+      "claimledger.ingest.importer", "claimledger.ingest.sink", "claimledger.witness"}
+
+
+def test_the_pure_cores_reach_no_io() -> None:
+    """Verification and bundle checking take bytes and trust anchors, never a database."""
+    graph = import_graph()
+    for core in ("claimledger.ledger.verify", "claimledger.audit.bundle_check",
+                 "claimledger.evaluate.decide", "claimledger.evaluate.timeline"):
+        assert not (_reach(graph, core) & IO), (core, sorted(_reach(graph, core) & IO))

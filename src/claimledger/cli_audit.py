@@ -159,7 +159,7 @@ def bundle_cmd(settings: Settings, claim_id: str, out: Path, as_json: bool) -> N
 def verify_bundle_cmd(file: Path, pubkey: Path | None, as_json: bool) -> None:
     """Verify a bundle offline (no database) and re-derive its decision; exit 1 naming what
     failed."""
-    from .audit.bundle import MAX_BUNDLE_BYTES, check_bundle
+    from .audit.bundle_check import MAX_BUNDLE_BYTES, check_bundle
 
     # At most one byte past the bound is read: check_bundle names the size and refuses it.
     try:
