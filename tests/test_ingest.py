@@ -604,12 +604,13 @@ def test_a_file_touching_many_families_reads_what_reading_each_family_by_key_rea
     from dataclasses import asdict
 
     from claimledger.ingest import importer
+    from claimledger.store import ledger_view
 
     app = corrected_county(make_app(), tmp_path)
     refs = importer.first_cells(SCHEMAS[kind], (DATA / f"{kind}.csv").read_text())
     read = {}
     for way, above in (("by key", 10**9), ("one pass", 0)):
-        monkeypatch.setattr(importer, "_SCAN_ABOVE", above)
+        monkeypatch.setattr(ledger_view, "_SCAN_ABOVE", above)
         batch = importer.Batch(app, SCHEMAS[kind], tmp_path / f"{kind}.csv", "0" * 64)
         batch.load(refs)
         read[way] = {ref: asdict(state) for ref, state in batch.families.items()}

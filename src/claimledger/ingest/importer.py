@@ -45,12 +45,9 @@ its key), so one of the two inserts fails with ConflictError.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -65,7 +62,9 @@ from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from ..persistence import checked_record
-from .schemas import KINDS, SCHEMAS, BadCell, Schema
+from ..store.ledger_view import LedgerView
+from .rows import count_rows, decode, first_cells, parse_rows  # noqa: F401 (re-exported)
+from .schemas import KINDS, SCHEMAS, Schema
 from .sink import Appended, FileTransaction, Item, Sink, running_writer, writer_for
 
 if TYPE_CHECKING:
@@ -73,7 +72,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int], Any]
 PROGRESS_EVERY = 1000
-_IN_CHUNK = 500
 #: Files of more rows than this are encrypted and inserted by a second process while this
 #: one checks and seals (:class:`~claimledger.ingest.sink.WriterProcess`, started by the
 #: first such file of a command and kept for the rest, which then all go to it): starting it
@@ -81,12 +79,6 @@ _IN_CHUNK = 500
 WRITER_PROCESS_ABOVE = 5_000
 #: Events handed to the sink at a time.
 SINK_CHUNK = 2_000
-#: Touching more families than this, a read takes the events of its topics from one pass
-#: over the table, in ledger order, rather than each family's events through the key (which
-#: visits every event of every family, in no order). On the county's PostgreSQL ledger the
-#: pass took 0.12-0.19 s for a kind's 4,890 events against 0.46-0.58 s by key.
-_SCAN_ABOVE = 200
-MMAP_BYTES = 1 << 30
 _MEMBER_TOPIC = get_topic(Family.MemberAdded)
 _ERASED_TOPIC = get_topic(Family.Erased)
 _REGISTERED = Family.Registered.__qualname__
@@ -174,212 +166,6 @@ def finish(app: LedgerApp) -> None:
     writer = running_writer(app)
     if writer is not None:
         writer.close()
-
-
-def count_rows(path: str | Path) -> int:
-    """Data lines in a file (for a progress bar's length; quoted line breaks overcount)."""
-    with Path(path).open("rb") as f:
-        return max(sum(1 for line in f if line.strip()) - 1, 0)
-
-
-# --- parsing ----------------------------------------------------------------------------
-def decode(name: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(name, line, None, f"not UTF-8 text (byte {data[e.start]:#04x})") from None
-
-
-def parse_rows(schema: Schema, name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, values) of each row, in file order; InputError at the first bad one, raised
-    when the rows before it have been taken (so a caller checking rows as they come reports
-    an earlier row's bad reference first). The header is checked at once.
-
-    Line numbers count the header as line 1. Blank rows (every cell empty) are ignored.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""))
-    expected = ",".join(schema.header)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(name, 1, None, f"empty file: expected the header {expected}") from None
-    except csv.Error as e:
-        raise InputError(name, 1, None, f"bad CSV: {e}") from None
-    if tuple(c.strip() for c in header) != schema.header:
-        raise InputError(
-            name, 1, None,
-            f"wrong header for {schema.kind}: expected {expected}, found {','.join(header)}",
-        )
-    return _rows(schema, name, reader)
-
-
-def _rows(schema: Schema, name: str, reader: Any) -> Iterator[tuple[int, dict[str, Any]]]:
-    expected = ",".join(schema.header)
-    width = len(schema.header)
-    line = reader.line_num
-    parse = schema.compiled
-    while True:
-        start = line + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise InputError(name, reader.line_num, None, f"bad CSV: {e}") from None
-        line = reader.line_num
-        if len(cells) != width:
-            if not any(c.strip() for c in cells):
-                continue
-            raise InputError(
-                name, start, None, f"expected {width} cells ({expected}), found {len(cells)}"
-            )
-        try:
-            row = parse(cells)
-        except BadCell as e:
-            if not any(c.strip() for c in cells):
-                continue
-            raise InputError(name, start, e.column, e.reason) from None
-        yield start, row
-
-
-def first_cells(schema: Schema, text: str) -> set[str]:
-    """Every data row's reference cell (family_ref or member_ref), stripped, bad rows
-    included: the families a file may touch, known before its rows are parsed, so that a
-    large file's rows can be checked and sent on as they are parsed. A file without quotes
-    is cut at its line breaks and commas (a fifth of the cost of ``csv``); a quote or a bare
-    carriage return, and it is read as CSV, as :func:`parse_rows` reads it."""
-    column = schema.header.index(schema.ref)
-    plain = text.replace("\r\n", "\n")
-    refs: set[str] = set()
-    if '"' not in plain and "\r" not in plain:  # rows are exactly its lines
-        lines = plain.split("\n")[1:]
-        if column == 0:
-            refs = {line.split(",", 1)[0].strip() for line in lines}
-        else:
-            refs = {cells[column].strip() for line in lines
-                    if len(cells := line.split(",")) > column}
-    else:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            next(reader, None)
-            for cells in reader:
-                if len(cells) > column:
-                    refs.add(cells[column].strip())
-        except csv.Error:  # parse_rows reports it, at its line, once the rows before are in
-            pass
-    refs.discard("")  # a row without its reference is a bad row (the column is required)
-    return refs
-
-
-class LedgerView:
-    """Filtered reads of the events table, on SQLite or PostgreSQL, inside :meth:`snapshot`.
-
-    Each read is a few queries however many families a file touches (ids go in chunks of
-    ``_IN_CHUNK``): the head (last event) of each stream, the events of some topics of each
-    stream, or of every stream in ledger order. All the reads of one snapshot see the
-    ledger as of one moment, so a head and the events read with it agree; another writer's
-    later append to the same stream then collides with this file's next version (a
-    ConflictError at insert) rather than going unseen.
-    """
-
-    def __init__(self, app: LedgerApp):
-        rec: Any = app.recorder
-        self.datastore = rec.datastore
-        self.sqlite = app.location.backend == "sqlite"
-        if self.sqlite:
-            self.table = rec.events_table_name
-            self.position = "rowid"
-        else:
-            self.table = f'"{rec.datastore.schema or "public"}"."{rec.events_table_name}"'
-            self.position = "notification_id"
-        self._cursor: Any = None
-
-    @contextmanager
-    def snapshot(self) -> Iterator[LedgerView]:
-        """One read transaction (SQLite's is a snapshot; PostgreSQL's is made one)."""
-        with self.datastore.transaction(commit=False) as c:
-            if self.sqlite:
-                # Reading pages through a memory map rather than copying each one: a scan of
-                # a county's events takes a quarter of the time (this connection only).
-                c.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-            else:
-                from psycopg.rows import tuple_row
-
-                c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                c.row_factory = tuple_row  # the recorder's cursors make a dict per row
-            self._cursor = c
-            try:
-                yield self
-            finally:
-                self._cursor = None
-
-    def key(self, uid: uuid.UUID) -> Any:
-        """How the backend returns an originator id: hex text on SQLite, a UUID on PostgreSQL."""
-        return uid.hex if self.sqlite else uid
-
-    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
-        if self.sqlite:
-            return f"{column} IN ({','.join('?' * len(values))})", values
-        return f"{column} = ANY(%s)", [values]
-
-    def _rows(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        c = self._cursor
-        assert c is not None, "read inside snapshot()"
-        c.execute(sql, params)
-        return c.fetchall()  # type: ignore[no-any-return]
-
-    def heads(self, ids: list[uuid.UUID]) -> dict[Any, tuple[int, bytes]]:
-        """Stream key -> (version, state) of its last event (streams with none left out)."""
-        out: dict[Any, tuple[int, bytes]] = {}
-        table = self.table
-        for i in range(0, len(ids), _IN_CHUNK):
-            where, params = self._in("originator_id", [self.key(u) for u in ids[i: i + _IN_CHUNK]])
-            # The MAX per stream comes from the primary key's index alone; only the head rows
-            # themselves are then read.
-            sql = (f"SELECT e.originator_id, e.originator_version, e.state FROM {table} e "
-                   f"JOIN (SELECT originator_id AS o, MAX(originator_version) AS v "
-                   f"FROM {table} WHERE {where} GROUP BY originator_id) m "
-                   "ON e.originator_id = m.o AND e.originator_version = m.v")
-            for oid, version, state in self._rows(sql, params):
-                out[oid] = (version, bytes(state))
-        return out
-
-    def events(
-        self, ids: list[uuid.UUID], topics: list[str]
-    ) -> dict[Any, list[tuple[int, str, bytes]]]:
-        """Stream key -> its events of ``topics`` as (version, topic, state), in version order."""
-        out: dict[Any, list[tuple[int, str, bytes]]] = {}
-        if len(ids) > _SCAN_ABOVE:
-            keys = {self.key(u) for u in ids}
-            for oid, version, topic, state in self.scan(topics):
-                if oid in keys:
-                    out.setdefault(oid, []).append((version, topic, state))
-            for evs in out.values():
-                evs.sort()
-            return out
-        topic_where, topic_params = self._in("topic", topics)
-        for i in range(0, len(ids), _IN_CHUNK):
-            where, params = self._in("originator_id", [self.key(u) for u in ids[i: i + _IN_CHUNK]])
-            sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-                   f"WHERE {where} AND {topic_where} ORDER BY originator_id, originator_version")
-            for oid, version, topic, state in self._rows(sql, params + topic_params):
-                out.setdefault(oid, []).append((version, topic, bytes(state)))
-        return out
-
-    def scan(self, topics: list[str], after: int = 0) -> list[tuple[Any, int, str, bytes]]:
-        """(stream key, version, topic, state) of every event of ``topics`` after ledger
-        position ``after``, in ledger order."""
-        where, params = self._in("topic", topics)
-        mark = "?" if self.sqlite else "%s"
-        sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-               f"WHERE {where} AND {self.position} > {mark} ORDER BY {self.position}")
-        return [(o, v, t, bytes(s)) for o, v, t, s in self._rows(sql, [*params, after])]
-
-    def last_position(self) -> int:
-        """The ledger position of the last event in this snapshot (0 when empty)."""
-        rows = self._rows(f"SELECT MAX({self.position}) FROM {self.table}", [])
-        return int(rows[0][0] or 0)
 
 
 @dataclass
