@@ -1,8 +1,10 @@
 """Storage: where the ledger lives and every SQL statement that reaches it.
 
-``location`` turns a URL into a backend (SQLite file or PostgreSQL server); ``writer`` is
-the serialised append every writer goes through (the writers' lock, the ledger clock, the
-inserts); ``pg`` is the PostgreSQL recorder eventsourcing loads for a server ledger. This
+``location`` turns a URL into a backend (SQLite file or PostgreSQL server) and checks the
+server before anything is opened; ``writer`` is the serialised append every writer goes
+through (the writers' lock, the ledger clock, the inserts); ``ledger_view`` the filtered
+reads an ingest plans from; ``pg`` the PostgreSQL recorder eventsourcing loads for a server
+ledger. This
 package may import ``claimledger.errors`` and ``claimledger.ledger`` (the pure kernel), never
 the application, domain or use-case modules.
 """
