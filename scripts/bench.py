@@ -56,7 +56,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
-# --- issue 4: evaluate, explain, cohort ------------------------------------------------------
+# --- evaluate, explain, cohort ----------------------------------------------------------------
 def bench_evaluate(args: argparse.Namespace, out: Out) -> dict[str, Any]:
     """Evaluate and explain on a synthetic cohort, against eventsourcing's repository replay."""
     with tempfile.TemporaryDirectory(prefix="claimledger-bench-") as tmp:
@@ -209,7 +209,7 @@ def bench_explain_target(work: Path, settings: Settings, runs: int, out: Out) ->
 
 
 def bench_ledger(args: argparse.Namespace, out: Out) -> dict[str, Any]:
-    """Issue 5: ingest vs raw SQLite and eventsourcing, verify vs a raw scan, peak RSS;
+    """Ingest vs raw SQLite and eventsourcing, verify vs a raw scan, peak RSS;
     with ``--pg URL`` ingest and verify on PostgreSQL too.
 
     The county is the demo's (``--ledger-families``, default 3,000); see bench_ledger.py.

@@ -1,4 +1,4 @@
-"""Issue 5 benchmarks: ingest and verify throughput against their baselines, and memory.
+"""Ledger benchmarks: ingest and verify throughput against their baselines, and memory.
 
 One run on one synthetic county (``claimledger.synth.generate``, the demo's generator):
 
@@ -537,7 +537,7 @@ def run_postgres(server: str, families: int = 3000, seed: int = DEMO_SEED,
     by one command into a fresh database (best of 2), against psycopg's binary COPY of the
     very rows it stored into a table of the same shape (and, for reference, an
     executemany); verify with and without the master key, against a raw scan + SHA-256.
-    The server runs on this machine, so it shares the two cores. Issue 5's targets are for
+    The server runs on this machine, so it shares the two cores. The targets are for
     the embedded default; these figures have none. Every database made is dropped."""
     import psycopg
 

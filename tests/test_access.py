@@ -1,4 +1,4 @@
-"""Issue 7: roles, and append-only enforced by PostgreSQL itself.
+"""Roles, and append-only enforced by PostgreSQL itself.
 
 Story: a council runs one ledger for several people. Dana loads data matches, Pat records
 judgements, Alex audits claims, Robin administers. Each may do their own job only, and the

@@ -1,4 +1,4 @@
-"""Issue 5: the ledger benchmark measures what it says, on a county small enough for a test.
+"""The ledger benchmark measures what it says, on a county small enough for a test.
 
 A benchmark is only worth its figures if each figure is taken on the same events: the raw
 SQLite baseline must copy exactly the rows the ledger stored, the eventsourcing baseline must

@@ -1,4 +1,4 @@
-"""Issue 6: offline evidence bundles.
+"""Offline evidence bundles.
 
 A government spot-checker receives one zip per claim. Without the council's database, and
 without trusting anything but the council's published key, they must be able to check that

@@ -1,4 +1,4 @@
-"""Issue 6: a spot-checker who kept an earlier checkpoint confirms the ledger only grew since.
+"""A spot-checker who kept an earlier checkpoint confirms the ledger only grew since.
 
 The checker keeps ``tree_size`` and ``root`` of a signed checkpoint (``checkpoint list
 --json``). Later the council hands over an RFC 9162 consistency proof to its newest

@@ -1,4 +1,4 @@
-"""Issue 4: claims told as stories from the Outcomes Plans, end to end through the CLI.
+"""Claims told as stories from the Outcomes Plans, end to end through the CLI.
 
 Each story loads data matches with the transaction time at which the council learned them,
 then asks the ledger what an auditor would ask.

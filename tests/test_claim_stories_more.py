@@ -1,4 +1,4 @@
-"""Issue 4, continued: more claims told as stories from the Outcomes Plans, through the CLI.
+"""More claims told as stories from the Outcomes Plans, through the CLI.
 
 Southwark's plan makes problems found at engagement count as much as those found at
 identification, and lists four essentials; Worcestershire pays on continuous employment alone;

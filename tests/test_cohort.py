@@ -1,4 +1,4 @@
-"""Issue 4: the cohort projection, kept up to date incrementally and rebuildable, on both backends.
+"""The cohort projection, kept up to date incrementally and rebuildable, on both backends.
 
 The figures are checked against an oracle that knows nothing of the view: each family's
 evidence rebuilt by the evaluation timeline (corrections applied) and each claim's own event

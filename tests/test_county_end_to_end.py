@@ -1,4 +1,4 @@
-"""Issue 5: a synthetic county ingests, verifies and evaluates, on SQLite and PostgreSQL.
+"""A synthetic county ingests, verifies and evaluates, on SQLite and PostgreSQL.
 
 Every family of a small generated county is loaded through the CLI's ingest, the ledger
 verifies, and each family evaluated on its review date reaches the verdict its scenario was

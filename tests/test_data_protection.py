@@ -1,4 +1,4 @@
-"""Issue 7: personal data protected at rest, erasable, and the trail still verifiable.
+"""Personal data protected at rest, erasable, and the trail still verifiable.
 
 Story: the Worcestershire family W-1 is worked with, claimed for and validated. Years later
 its retention period ends; the data protection officer lists it for review and the admin

@@ -1,4 +1,4 @@
-"""Issue 2: export → import on the other backend → verify, with every hash unchanged.
+"""Export → import on the other backend → verify, with every hash unchanged.
 
 Story: a council moves its ledger from the embedded SQLite file to its PostgreSQL server,
 and later hands a copy back as SQLite to an auditor. Nothing may change on the way.

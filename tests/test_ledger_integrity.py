@@ -1,4 +1,4 @@
-"""Issue 2: the ledger proves its own integrity, on SQLite and on PostgreSQL.
+"""The ledger proves its own integrity, on SQLite and on PostgreSQL.
 
 Story: an authority initialises its ledger, registers three families, seals twice and
 records one more incident. Then someone with write access to the database tampers with

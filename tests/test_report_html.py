@@ -1,4 +1,4 @@
-"""Issue 6: the auditor's one-page explanation of a claim, as HTML that stands on its own.
+"""The auditor's one-page explanation of a claim, as HTML that stands on its own.
 
 An internal auditor files the page with the claim: it must say the decision and why, show
 the family's records on a timeline around attachment and the review window, list the

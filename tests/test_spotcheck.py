@@ -1,4 +1,4 @@
-"""Issue 6: spot checks. The ministry re-checks a sample of the claims a council made.
+"""Spot checks. The ministry re-checks a sample of the claims a council made.
 
 The sample must be drawn so that nobody can choose which claims are looked at, and so that
 anyone can later re-derive it: the seed, rate, population and choice are recorded as an

@@ -1,4 +1,4 @@
-"""Issue 2: two processes append to the same family at once; the chain never forks.
+"""Two processes append to the same family at once; the chain never forks.
 
 Both writers load family F-2 at the same version, wait at a barrier, then append. The
 database's unique (stream, version) key lets exactly one win; the other is told to retry,
