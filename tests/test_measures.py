@@ -376,6 +376,97 @@ def test_jobs_below_the_minimum_hours_do_not_count() -> None:
     assert run(measure, ev, "2016-03-31").met
 
 
+def claim(benefit: str, end: str | None, start: str = "2014-01-01") -> EmploymentSpell:
+    return EmploymentSpell("DAD", "benefit_claim", D(start), D(end) if end else None,
+                           benefit=benefit, event_id=f"claim-{benefit}-{start}")
+
+
+def test_off_benefits_counts_only_work_after_the_claim_ended() -> None:
+    """'Moves off out-of-work benefits': work while the claim is open is not counted. Dad works
+    from 2015-12-25; signed off on 2015-12-24 he has 14 weeks by 2016-03-31, signed off a day
+    later only 13; with the claim still open, none (today's default counts all 14)."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, off_benefits=True)
+    off = family(members=(DAD,), employment=(claim("esa", "2015-12-24"), job("2015-12-25")))
+    r = run(measure, off, "2016-03-31")
+    assert r.met and "in continuous work and off out-of-work benefits 2015-12-25..2016-03-31, " \
+                     "14 whole week(s) (needs 14)" in r.reason
+    late = family(members=(DAD,), employment=(claim("esa", "2015-12-25"), job("2015-12-25")))
+    r = run(measure, late, "2016-03-31")
+    assert not r.met and "2015-12-26..2016-03-31, 13 whole week(s)" in r.reason
+    still = family(members=(DAD,), employment=(claim("esa", None), job("2015-12-25")))
+    assert not run(measure, still, "2016-03-31").met
+    assert run(leaf("continuous_employment", rules=WORCS_RULES), still, "2016-03-31").met
+
+
+def test_off_benefits_within_weeks_counts_days_off_benefit() -> None:
+    """JSA 26 of the last 30 weeks (from 2015-09-04): a claim open to 2015-09-10 takes a week."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, off_benefits=True)
+    ev = family(members=(DAD,), employment=(claim("jsa", "2015-09-03"), job("2015-09-04")))
+    assert run(measure, ev, "2016-03-03").met  # 182 days off benefit in work: 26 weeks
+    ev = family(members=(DAD,), employment=(claim("jsa", "2015-09-10"), job("2015-09-04")))
+    r = run(measure, ev, "2016-03-03")
+    assert not r.met and "25 whole week(s) in work and off out-of-work benefits" in r.reason
+
+
+def test_in_work_benefits_may_stay_open() -> None:
+    """Universal Credit with the earnings element may continue in work (Southwark 4.2); an open
+    ESA claim beside it may not."""
+    rules = (EmploymentRule("uc", 26),)
+    measure = leaf("continuous_employment", rules=rules, off_benefits=True,
+                   in_work_benefits=("uc",))
+    uc = family(members=(DAD,), employment=(claim("uc", None), job("2015-09-03")))
+    r = run(measure, uc, "2016-03-02")
+    assert r.met and "(may stay on uc)" in r.reason and "26 whole week(s)" in r.reason
+    assert not run(measure, uc, "2016-03-01").met
+    both = family(members=(DAD,), employment=(claim("uc", None), claim("esa", None, "2015-01-01"),
+                                              job("2015-09-03")))
+    assert not run(measure, both, "2016-03-02").met
+
+
+def test_moved_within_months_dates_the_move_into_work() -> None:
+    """'Moved ... into continuous employment in the last 6 months': 6 months before 2016-03-31
+    is 2015-09-30, outside the window; a run begun on 2015-10-01 is inside it."""
+    measure = leaf("continuous_employment", rules=(EmploymentRule("*", 13),),
+                   moved_within_months=6)
+    inside = family(members=(DAD,), employment=(on_benefit("esa"), job("2015-10-01")))
+    r = run(measure, inside, "2016-03-31")
+    assert r.met and "moved into work on 2015-10-01, within 2015-10-01..2016-03-31" in r.reason
+    outside = family(members=(DAD,), employment=(on_benefit("esa"), job("2015-09-30")))
+    r = run(measure, outside, "2016-03-31")
+    assert not r.met and "moved into work on 2015-09-30, before 2015-10-01..2016-03-31" \
+        in r.reason
+    assert run(leaf("continuous_employment", rules=(EmploymentRule("*", 13),)), outside,
+               "2016-03-31").met
+
+
+def test_moved_within_months_gives_way_to_a_longer_look_back_of_the_rule() -> None:
+    """A JSA rule of 26 in the last 30 weeks looks back further than 6 months: a move in the
+    30 weeks counts (else 26 weeks, about 6 months, could hardly ever be met)."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, moved_within_months=6)
+    ev = family(members=(DAD,), employment=(on_benefit("jsa"), job("2015-09-04")))
+    r = run(measure, ev, "2016-03-31")
+    assert r.met and "moved into work on 2015-09-04, within 2015-09-04..2016-03-31" in r.reason
+
+
+def test_a_none_rule_takes_a_member_on_no_benefit_and_not_in_work_at_attachment() -> None:
+    """Warwickshire HP4.1e: a NEET young person on no benefit, an apprenticeship for 13 weeks.
+    Without a 'none' rule (today's default) such a member is never considered."""
+    kid = Member("JAY", "child", D("1999-01-01"))
+    apprenticeship = EmploymentSpell("JAY", "employment", D("2016-01-01"), None,
+                                     hours_per_week=30, event_id="app")
+    rules = (EmploymentRule("jsa", 26), EmploymentRule("*", 13), EmploymentRule("none", 13))
+    ev = family(members=(kid,), employment=(apprenticeship,))
+    r = run(leaf("continuous_employment", rules=rules), ev, "2016-03-31")
+    assert r.met and "JAY (no out-of-work benefit claim and not in work on 2015-06-01)" \
+        in r.reason
+    assert not run(leaf("continuous_employment", rules=rules), ev, "2016-03-30").met
+    assert not run(leaf("continuous_employment", rules=rules[:2]), ev, "2016-03-31").met
+    working = EmploymentSpell("JAY", "employment", D("2015-05-01"), None, hours_per_week=30,
+                              event_id="old-job")
+    ev = family(members=(kid,), employment=(working,))
+    assert not run(leaf("continuous_employment", rules=rules), ev, "2016-03-31").met
+
+
 # --- progress_to_work ----------------------------------------------------------------------------
 
 

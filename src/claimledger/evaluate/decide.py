@@ -306,7 +306,7 @@ def decide(policy: Policy, evidence: FamilyEvidence, as_of: date,
     if claim.employment_route is not None:
         employment = evaluate_measure(claim.employment_route.measure, evidence, as_of)
         blocked = _double_funding(policy, evidence, as_of)
-        if blocked and employment.met:
+        if blocked:
             employment = MeasureResult(False, f"{blocked}, so the employment route cannot "
                                               f"count; {employment.reason}",
                                        employment.evidence

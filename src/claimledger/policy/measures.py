@@ -369,53 +369,109 @@ def _open_on(spell: EmploymentSpell, day: date) -> bool:
     return spell.start_on <= day and (spell.end_on is None or spell.end_on >= day)
 
 
+def _subtract(ranges: list[tuple[date, date]],
+              holes: list[tuple[date, date]]) -> list[tuple[date, date]]:
+    """The days of ``ranges`` outside every hole (inclusive day ranges, merged)."""
+    out: list[tuple[date, date]] = []
+    for start, end in merge_spells(ranges):
+        pieces = [(start, end)]
+        for h0, h1 in merge_spells(holes):
+            pieces = [p for lo, hi in pieces for p in
+                      ((lo, min(hi, h0 - ONE_DAY)), (max(lo, h1 + ONE_DAY), hi)) if p[0] <= p[1]]
+        out += pieces
+    return merge_spells(out)
+
+
+NO_BENEFIT = "none"  # the rule for a member with no out-of-work benefit claim at attachment
+
+
+def _claimants(ev: FamilyEvidence, attached: date, rules: Mapping[str, Any]
+               ) -> list[tuple[str, str | None, list[EmploymentSpell]]]:
+    """(member, benefit, records) for each member the rules apply to: every open benefit claim
+    on the attachment date, and with a ``none`` rule each other member not in work that day."""
+    out: list[tuple[str, str | None, list[EmploymentSpell]]] = []
+    claims = [s for s in ev.employment if s.kind == "benefit_claim" and _open_on(s, attached)]
+    for claim in claims:
+        out.append((claim.member_ref, claim.benefit, [claim]))
+    if NO_BENEFIT in rules:
+        claiming = {c.member_ref for c in claims}
+        working = {s.member_ref for s in ev.employment if s.kind == "employment"
+                   and _open_on(s, attached)}
+        for m in ev.members:
+            if m.ref not in claiming and m.ref not in working:
+                out.append((m.ref, NO_BENEFIT, []))
+    return out
+
+
 def continuous_employment(p: Mapping[str, Any], ev: FamilyEvidence,
                           as_of: date) -> MeasureResult:
     attached = attachment_date(ev)
     if attached is None:
         return MeasureResult(False, NO_ATTACHMENT)
-    claims = [s for s in ev.employment if s.kind == "benefit_claim" and _open_on(s, attached)]
-    if not claims:
+    rules = {r.benefit: r for r in p["rules"]}
+    claimants = _claimants(ev, attached, rules)
+    if not claimants:
         return MeasureResult(False, f"no member had an open out-of-work benefit claim on the "
                                     f"attachment date {attached}")
     min_hours = p.get("min_hours_per_week")
-    rules = {r.benefit: r for r in p["rules"]}
+    off: bool = p["off_benefits"]
+    in_work: tuple[str, ...] = p["in_work_benefits"]
+    moved_months = p.get("moved_within_months")
     parts: list[tuple[bool, str]] = []
     used: list[EmploymentSpell] = []
-    for claim in claims:
-        benefit = claim.benefit or "*"
-        rule = rules.get(benefit) or rules.get("*")
-        used.append(claim)
-        who = f"{claim.member_ref} (claiming {claim.benefit or 'an unnamed benefit'} " \
-              f"on {attached})"
+    for ref, benefit, records in claimants:
+        rule = rules.get(NO_BENEFIT) if benefit == NO_BENEFIT else \
+            rules.get(benefit or "*") or rules.get("*")
+        used += records
+        who = (f"{ref} (no out-of-work benefit claim and not in work on {attached})"
+               if benefit == NO_BENEFIT else
+               f"{ref} (claiming {benefit or 'an unnamed benefit'} on {attached})")
         if rule is None:
             parts.append((False, f"{who}: the policy has no rule for this benefit"))
             continue
-        jobs = [s for s in ev.employment if s.member_ref == claim.member_ref
+        jobs = [s for s in ev.employment if s.member_ref == ref
                 and s.kind == "employment" and s.start_on <= as_of
                 and (min_hours is None or (s.hours_per_week or 0) >= min_hours)]
         used += jobs
         ranges = [(s.start_on, min(s.end_on or as_of, as_of)) for s in jobs]
         hours = f" of at least {min_hours} hours a week" if min_hours is not None else ""
+        if off:
+            open_claims = [s for s in ev.employment if s.member_ref == ref
+                           and s.kind == "benefit_claim" and s.start_on <= as_of
+                           and s.benefit not in in_work]
+            used += open_claims
+            ranges = _subtract(ranges, [(s.start_on, min(s.end_on or as_of, as_of))
+                                        for s in open_claims])
+            allowed = f" (may stay on {'/'.join(in_work)})" if in_work else ""
+            hours += f" and off out-of-work benefits{allowed}"
         if rule.within_weeks is not None:
             first = weeks_before(as_of, rule.within_weeks) + ONE_DAY
             worked = days_covered(ranges, first, as_of) // 7
             ok = worked >= rule.weeks
-            parts.append((ok, f"{who}: {worked} whole week(s) in work{hours} in the "
-                              f"{rule.within_weeks} weeks {first}..{as_of} "
-                              f"(needs {rule.weeks})"))
-            continue
-        recent = as_of - timedelta(days=6)
-        runs = [r for r in merge_spells(ranges) if r[1] >= recent]
-        if not runs:
-            parts.append((False, f"{who}: not in work{hours} in the week {recent}..{as_of} "
-                                 f"(needs {rule.weeks} continuous weeks)"))
-            continue
-        start, end = runs[-1]
-        weeks = ((end - start).days + 1) // 7
-        ok = weeks >= rule.weeks
-        parts.append((ok, f"{who}: in continuous work{hours} {start}..{end}, {weeks} whole "
-                          f"week(s) (needs {rule.weeks})"))
+            text = (f"{who}: {worked} whole week(s) in work{hours} in the "
+                    f"{rule.within_weeks} weeks {first}..{as_of} (needs {rule.weeks})")
+            moved = next((max(s, first) for s, e in merge_spells(ranges) if e >= first), None)
+            earliest = min(first - ONE_DAY, months_before(as_of, moved_months)) \
+                if moved_months is not None else None
+        else:
+            recent = as_of - timedelta(days=6)
+            runs = [r for r in merge_spells(ranges) if r[1] >= recent]
+            if not runs:
+                parts.append((False, f"{who}: not in work{hours} in the week {recent}..{as_of} "
+                                     f"(needs {rule.weeks} continuous weeks)"))
+                continue
+            moved, end = runs[-1]
+            weeks = ((end - moved).days + 1) // 7
+            ok = weeks >= rule.weeks
+            text = (f"{who}: in continuous work{hours} {moved}..{end}, {weeks} whole "
+                    f"week(s) (needs {rule.weeks})")
+            earliest = months_before(as_of, moved_months) if moved_months is not None else None
+        if earliest is not None and moved is not None:
+            fresh = moved > earliest
+            ok = ok and fresh
+            text += (f"; moved into work on {moved}, "
+                     f"{'within' if fresh else 'before'} {span(earliest, as_of)}")
+        parts.append((ok, text))
     met = any(ok for ok, _ in parts)
     ordered = [t for ok, t in parts if ok] + [t for ok, t in parts if not ok]
     return MeasureResult(met, ("met: " if met else "not met: ") + "; ".join(ordered), ids(used))
@@ -620,6 +676,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("continuous_employment", (
         Param("rules", "rules", required=True),
         Param("min_hours_per_week", "int", minimum=1),
+        Param("off_benefits", "bool", default=False),
+        Param("in_work_benefits", "choices", default=()),
+        Param("moved_within_months", "int", minimum=1),
     ), continuous_employment),
     Kind("progress_to_work", (
         Param("kinds", "choices", required=True, choices=PROGRESS_KINDS),
