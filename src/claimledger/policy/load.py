@@ -47,7 +47,8 @@ FORMAT = 1
 MET_WHEN = ("any_outcome", "all_outcomes", "each_indicator_answered")
 JUDGEMENT_FLAGS = ("progress", "sustained", "intensity_reduced")
 ESSENTIALS = ("lead_professional", "assessment", "plan")
-PAYMENT_ITEMS = ("attachment", "results", "progress_to_work", "employment")
+PAYMENT_ITEMS = ("attachment", "results", "progress_to_work", "employment", "total")
+PAYMENT_BASES = ("claim_date", "attachment_date")
 DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 MONEY = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 MISSING = object()
@@ -603,7 +604,7 @@ def _payments(c: _Checker, value: Any) -> tuple[Payment, ...]:
     out: list[Payment] = []
     for i, item in enumerate(c.tables(value, "payments")):
         k = _key("payments", i)
-        t = c.table(item, k, ("item", "amount", "from", "to", "section", "note"),
+        t = c.table(item, k, ("item", "amount", "from", "to", "basis", "section", "note"),
                     ("item", "amount", "section"))
         if t is None:
             continue
@@ -623,11 +624,13 @@ def _payments(c: _Checker, value: Any) -> tuple[Payment, ...]:
         if start and end and end < start:
             c.fail(_key(k, "to"), f"{end} is before from {start}")
         section = c.string(t, "section", k)
-        if it is not None and amount is not None and section is not None:
+        basis = c.choice(t["basis"], _key(k, "basis"), PAYMENT_BASES) if "basis" in t \
+            else "claim_date"
+        if it is not None and amount is not None and section is not None and basis is not None:
             for other in out:
                 if other.item == it and _overlap(other.start, other.end, start, end):
                     c.fail(k, f"a second '{it}' payment valid at the same time as another")
-            out.append(Payment(it, amount, section, start, end, c.note(t, k)))
+            out.append(Payment(it, amount, section, start, end, c.note(t, k), basis))
     return tuple(out)
 
 

@@ -196,15 +196,22 @@ class ClaimRule:
 
 @dataclass(frozen=True, slots=True)
 class Payment:
-    item: str  # attachment | results | progress_to_work | employment
+    item: str  # attachment | results | progress_to_work | employment | total
     amount: Decimal
     section: str
     start: date | None = None
     end: date | None = None
     note: str | None = None
+    #: which date picks the rate: the claim's review date (default) or the family's attachment
+    basis: str = "claim_date"
 
     def valid_on(self, day: date) -> bool:
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    def basis_day(self, claimed_on: date, attached_on: date | None) -> date | None:
+        """The day whose rate applies: the claim's date, or the attachment date (None when
+        the family has no attachment)."""
+        return claimed_on if self.basis == "claim_date" else attached_on
 
 
 @dataclass(frozen=True, slots=True)
