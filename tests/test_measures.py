@@ -27,7 +27,15 @@ from claimledger.policy.evidence import (
     Score,
 )
 from claimledger.policy.measures import KINDS, MeasureResult, evaluate_measure
-from claimledger.policy.model import AllOf, AnyOf, Dated, DatedValue, EmploymentRule, Leaf
+from claimledger.policy.model import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Dated,
+    DatedValue,
+    EmploymentRule,
+    Leaf,
+)
 
 D = date.fromisoformat
 ATTACHED = D("2015-06-01")
@@ -627,6 +635,19 @@ def test_all_of_needs_every_branch() -> None:
     assert not r.met and r.reason.startswith("all of (1 of 2 met)")
     ev = family(attestations=(attested("a", "2016-01-01"), attested("b", "2016-01-01")))
     assert run(measure, ev, "2016-03-31").met
+
+
+def test_at_least_n_of_counts_the_met_branches() -> None:
+    """Southwark 4.7, 'Completion of 3 out of the 6 interim outcomes': three met is enough, two
+    is not; the explanation and the evidence name the met ones."""
+    six = AtLeast(3, tuple(leaf("attestation", outcome=c) for c in "abcdef"))
+    three = family(attestations=tuple(attested(c, "2016-01-01") for c in "bdf"))
+    r = run(six, three, "2016-03-31")
+    assert r.met and r.reason.startswith("at least 3 of (3 of 6 met): [not met] attestation: no")
+    assert r.evidence == ("b-2016-01-01", "d-2016-01-01", "f-2016-01-01")
+    two = family(attestations=tuple(attested(c, "2016-01-01") for c in "bd"))
+    r = run(six, two, "2016-03-31")
+    assert not r.met and r.reason.startswith("at least 3 of (2 of 6 met)")
 
 
 def test_measures_that_need_a_start_of_intervention_fail_without_an_attachment() -> None:

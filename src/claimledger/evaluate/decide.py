@@ -14,12 +14,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ..policy.evidence import FamilyEvidence, Indicator, Judgement
+from ..policy.evidence import Attachment, FamilyEvidence, Indicator, Judgement
 from ..policy.measures import MeasureResult, evaluate_measure
 from ..policy.model import Outcome, Payment, Policy, Problem
 
 ROUTES = ("progress", "employment")
 ESSENTIAL_NAMES = {
+    "attachment": "attachment",
     "lead_professional": "lead professional",
     "assessment": "whole-family assessment",
     "plan": "family action plan",
@@ -212,6 +213,16 @@ def _problem_verdict(problem: Problem, recorded: list[str],
     return ok, "; ".join(failed if failed else parts)
 
 
+def _essential_date(att: Attachment | None, name: str, as_of: date) -> date | None:
+    """The date of an essential an attestation is dated against (attachment, assessment,
+    plan), when it is recorded by ``as_of``."""
+    if att is None:
+        return None
+    day = {"attachment": att.attached_on, "assessment": att.assessment_on,
+           "plan": att.plan_on}[name]
+    return day if day is not None and day <= as_of else None
+
+
 def _latest(judgements: list[Judgement]) -> Judgement | None:
     return max(judgements, key=lambda j: j.judged_on) if judgements else None
 
@@ -298,10 +309,25 @@ def decide(policy: Policy, evidence: FamilyEvidence, as_of: date,
             }[name]
             if not present:
                 blockers.append(f"essential missing: {ESSENTIAL_NAMES[name]}")
+    after = dict(claim.essential_attestations_after)
     for code in claim.essential_attestations:
-        found = [a for a in evidence.attestations if a.outcome == code and a.attested_on <= as_of]
-        if found:
+        found = sorted((a for a in evidence.attestations if a.outcome == code
+                        and a.attested_on <= as_of), key=lambda a: a.attested_on)
+        anchor = after.get(code)
+        since = _essential_date(att, anchor, as_of) if anchor else None
+        if anchor and since is None:
+            blockers.append(f"essential missing: attestation '{code}' (it must be dated on or "
+                            f"after the {ESSENTIAL_NAMES.get(anchor, anchor)}, which is not "
+                            "recorded)")
+            continue
+        fresh = [a for a in found if since is None or a.attested_on >= since]
+        if fresh:
+            ids.add([fresh[-1].event_id])
+        elif found:
             ids.add([found[-1].event_id])
+            blockers.append(f"essential missing: attestation '{code}' dated on or after the "
+                            f"{ESSENTIAL_NAMES.get(anchor or '', anchor)} ({since}); the latest "
+                            f"is dated {found[-1].attested_on}")
         else:
             blockers.append(f"essential missing: attestation '{code}'")
 

@@ -40,7 +40,7 @@ from .evidence import (
     Member,
     Score,
 )
-from .model import AllOf, Leaf, Measure
+from .model import AllOf, AtLeast, Leaf, Measure
 
 SCHOOL_AGE = (5, 15)
 ADULT_AGE = 18
@@ -735,6 +735,10 @@ def evaluate_measure(measure: Measure, evidence: FamilyEvidence, as_of: date) ->
         met = met_count == len(results)
         head = f"all of ({met_count} of {len(results)} met)"
         used = results
+    elif isinstance(measure, AtLeast):
+        met = met_count >= measure.n
+        head = f"at least {measure.n} of ({met_count} of {len(results)} met)"
+        used = [r for r in results if r.met] if met else results
     else:
         met = met_count > 0
         head = f"any of ({met_count} of {len(results)} met)"

@@ -112,7 +112,18 @@ class AnyOf:
     key: str = ""
 
 
-Measure: TypeAlias = Leaf | AllOf | AnyOf
+@dataclass(frozen=True, slots=True)
+class AtLeast:
+    """Met when at least ``n`` of ``items`` are met ("3 out of the 6 interim outcomes")."""
+
+    n: int
+    items: tuple[Measure, ...]
+    section: str | None = None
+    note: str | None = None
+    key: str = ""
+
+
+Measure: TypeAlias = Leaf | AllOf | AnyOf | AtLeast
 
 
 def leaves(measure: Measure) -> tuple[Leaf, ...]:
@@ -192,6 +203,9 @@ class ClaimRule:
     progress_to_work_outcomes: tuple[str, ...] = ()
     employment_route: EmploymentRoute | None = None
     note: str | None = None
+    #: (attestation code, essential) pairs: the attestation must be dated on or after that
+    #: essential's date ("the family plan outcomes are aligned": on or after the plan)
+    essential_attestations_after: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
