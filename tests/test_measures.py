@@ -530,6 +530,26 @@ def test_a_decrease_where_lower_is_better() -> None:
     assert not run(measure, worse, "2016-03-31").met
 
 
+def test_held_months_needs_the_improvement_to_have_held_without_re_escalation() -> None:
+    """Worcestershire 3.2, 'No re-escalation for at least 6 months': down from 3 to 2 on
+    2015-09-30 has held through 2015-10-01..2016-03-31; a re-escalation to 3 in December and a
+    new fall in January restarts the clock. Without held_months (today's default) both pass."""
+    measure = leaf("score_change", instrument="eha", min_improvement=1, direction="decrease",
+                   held_months=6)
+    held = scores("eha", ("2015-06-10", 3), ("2015-09-30", 2), ("2016-02-01", 1))
+    r = run(measure, family(scores=held), "2016-03-31")
+    assert r.met and "improved since 2015-09-30 with no re-escalation, held throughout " \
+                     "2015-10-01..2016-03-31" in r.reason
+    late = scores("eha", ("2015-06-10", 3), ("2015-10-01", 2))
+    assert not run(measure, family(scores=late), "2016-03-31").met
+    back = held[:2] + scores("eha", ("2015-12-01", 3), ("2016-01-10", 2))
+    r = run(measure, family(scores=back), "2016-03-31")
+    assert not r.met and "improved since 2016-01-10" in r.reason
+    plain = leaf("score_change", instrument="eha", min_improvement=1, direction="decrease")
+    assert run(plain, family(scores=back), "2016-03-31").met
+    assert run(plain, family(scores=late), "2016-03-31").met
+
+
 def test_the_baseline_is_the_first_score_from_attachment_else_the_latest_before() -> None:
     measure = leaf("score_change", instrument="sdq", min_improvement=3, direction="decrease",
                    from_above=18)

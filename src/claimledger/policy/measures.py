@@ -518,6 +518,25 @@ def _baseline(scores: list[Score], attached: date) -> Score | None:
     return before[-1] if before else None
 
 
+def _held_since(scores: list[Score], base: Score, p: Mapping[str, Any], up: bool) -> date:
+    """The date of the first score of the unbroken run of improved scores that ends with the
+    latest (a score holds until the next one): from then on there was no re-escalation."""
+    need = p["min_improvement"]
+
+    def improved(s: Score) -> bool:
+        change = (s.score - base.score) if up else (base.score - s.score)
+        above, below = p.get("to_above"), p.get("to_below")
+        return (change >= need and (above is None or s.score > above)
+                and (below is None or s.score < below))
+
+    since = scores[-1].assessed_on
+    for s in reversed(scores):
+        if s is base or s.assessed_on <= base.assessed_on or not improved(s):
+            break
+        since = s.assessed_on
+    return since
+
+
 def score_change(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> MeasureResult:
     attached = attachment_date(ev)
     if attached is None:
@@ -557,6 +576,16 @@ def score_change(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measu
                 passed = test(value, limit)
                 ok = ok and passed
                 text += f"; {words} {num(limit)}: {'yes' if passed else 'no'}"
+        held = p.get("held_months")
+        if ok and held is not None:
+            since = _held_since(scores, base, p, up)
+            start = months_before(as_of, held)
+            used += [s for s in scores if s.assessed_on >= since]
+            kept = since <= start
+            ok = kept
+            text += (f"; improved since {since} with no re-escalation, "
+                     f"{'held' if kept else 'not yet held'} throughout {span(start, as_of)} "
+                     f"(needs {held} months)")
         parts.append((ok, text))
     met = any(ok for ok, _ in parts)
     ordered = [t for ok, t in parts if ok] + [t for ok, t in parts if not ok]
@@ -693,6 +722,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         Param("to_above", "number"),
         Param("from_below", "number"),
         Param("to_below", "number"),
+        Param("held_months", "int", minimum=1),
     ), score_change),
     Kind("status_step_down", (
         Param("months", "int", required=True, minimum=1),
