@@ -503,6 +503,22 @@ def test_progress_to_work_must_start_after_attachment() -> None:
     assert not r.met and "no training started between attachment on 2015-06-01" in r.reason
 
 
+def test_started_within_months_dates_the_volunteering_or_attachment() -> None:
+    """'Volunteered for the Work Programme or attached to the ESF provision in the last 6
+    months': 6 months before 2016-03-31 is 2015-09-30, outside the window; a spell begun on
+    2015-10-01 counts. Without the parameter (today's default) any start since attachment does."""
+    measure = leaf("progress_to_work", kinds=("esf_provision",), weeks=1,
+                   started_within_months=6)
+    inside = family(members=(DAD,), employment=(spell("esf_provision", "2015-10-01", None),))
+    assert run(measure, inside, "2016-03-31").met
+    outside = family(members=(DAD,), employment=(spell("esf_provision", "2015-09-30", None),))
+    r = run(measure, outside, "2016-03-31")
+    assert not r.met and "no esf_provision started in the last 6 months and since attachment " \
+                         "(2015-10-01..2016-03-31) (the latest started on 2015-09-30)" in r.reason
+    plain = leaf("progress_to_work", kinds=("esf_provision",), weeks=1)
+    assert run(plain, outside, "2016-03-31").met
+
+
 # --- score_change --------------------------------------------------------------------------------
 
 

@@ -483,12 +483,19 @@ def progress_to_work(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> M
         return MeasureResult(False, NO_ATTACHMENT)
     kinds: tuple[str, ...] = p["kinds"]
     need: int = p["weeks"]
+    within = p.get("started_within_months")
+    first = attached
+    if within is not None:
+        first = max(attached, months_before(as_of, within) + ONE_DAY)
     spells = sorted((s for s in ev.employment if s.kind in kinds
-                     and attached <= s.start_on <= as_of), key=lambda s: s.start_on)
+                     and first <= s.start_on <= as_of), key=lambda s: s.start_on)
     what = "/".join(kinds)
     if not spells:
-        return MeasureResult(False, f"no {what} started between attachment on {attached} and "
-                                    f"{as_of}")
+        since = (f"in the last {within} months and since attachment ({first}..{as_of})"
+                 if within is not None else f"between attachment on {attached} and {as_of}")
+        older = [s for s in ev.employment if s.kind in kinds and attached <= s.start_on < first]
+        late = f" (the latest started on {older[-1].start_on})" if older else ""
+        return MeasureResult(False, f"no {what} started {since}{late}", ids(older[-1:]))
     parts: list[tuple[bool, str]] = []
     for s in spells:
         end = min(s.end_on or as_of, as_of)
@@ -713,6 +720,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         Param("kinds", "choices", required=True, choices=PROGRESS_KINDS),
         Param("weeks", "int", required=True, minimum=1),
         Param("completed_counts", "bool", default=True),
+        Param("started_within_months", "int", minimum=1),
     ), progress_to_work),
     Kind("score_change", (
         Param("instrument", "str", required=True),
