@@ -154,3 +154,26 @@ def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
     now = c.evaluate("LA-31", "2013-10-31", now="2013-11-03T10:00:00Z")
     assert now["policy_sha256"] != sub["policy_sha256"]
     assert now["payment"]["amount"] == "800"
+
+
+# --- docs/policy-readings.md stays true to the policies and the cases ---------------------------
+
+def test_the_readings_document_has_a_row_for_every_outcome_and_names_only_real_cases() -> None:
+    """Every outcome of every policy has a row (its id in backticks under its policy's file),
+    and every case the document cites exists under tests/cases/."""
+    from claimledger.policy.load import load_policies
+
+    text = (REPO / "docs" / "policy-readings.md").read_text()
+    for policy in load_policies(REPO / "policies"):
+        start = text.index(f"`policies/{policy.id}.toml`")
+        end = text.find("\n## ", start)
+        section = text[start:end if end > 0 else None]
+        for o in policy.outcomes:
+            assert f"| `{o.id}` (answers " in section, f"{policy.id} {o.id} has no row"
+        assert "| `[claim]` |" in section
+    import re
+    cited = set(re.findall(r"`([a-z]+/[a-z0-9-]+)`", text))
+    cases = {f"{p.parent.name}/{p.stem}" for p in (REPO / "tests" / "cases").glob("*/*.toml")}
+    policies = {f"{p.parent.name}/{p.stem}" for p in (REPO / "policies").glob("*/*.toml")}
+    missing = sorted(c for c in cited - policies if c not in cases)
+    assert not missing, f"cited but not a case: {missing}"
