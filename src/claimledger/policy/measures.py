@@ -664,6 +664,19 @@ def attestation(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measur
     start = months_before(as_of, months) if months is not None else None
     found = sorted((a for a in ev.attestations if a.outcome == code and a.attested_on <= as_of),
                    key=lambda a: a.attested_on)
+    after = p.get("after_attachment_months")
+    if after is not None:
+        attached = attachment_date(ev)
+        if attached is None:
+            return MeasureResult(False, NO_ATTACHMENT)
+        earliest = months_before(attached, -after)
+        early = [a for a in found if a.attested_on < earliest]
+        found = [a for a in found if a.attested_on >= earliest]
+        if not found:
+            before = f" (the latest, on {early[-1].attested_on}, is earlier)" if early else ""
+            return MeasureResult(False, f"no attestation '{code}' dated {after} months or more "
+                                        f"after attachment on {attached} (from {earliest})"
+                                        f"{before}", ids(early[-1:]))
     window = f" in {span(start, as_of)}" if start is not None else f" by {as_of}"
     fresh = [a for a in found if start is None or a.attested_on > start]
     if not fresh:
@@ -739,6 +752,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("attestation", (
         Param("outcome", "str", required=True),
         Param("within_months", "int", minimum=1),
+        Param("after_attachment_months", "int", minimum=1),
     ), attestation),
 )}
 
