@@ -583,6 +583,13 @@ def score_change(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measu
                 passed = test(value, limit)
                 ok = ok and passed
                 text += f"; {words} {num(limit)}: {'yes' if passed else 'no'}"
+        gap = p.get("after_months")
+        if gap is not None:
+            due = months_before(base.assessed_on, -gap)
+            late_enough = last.assessed_on >= due
+            ok = ok and late_enough
+            text += (f"; latest score {gap} months or more after the baseline (from {due}): "
+                     f"{'yes' if late_enough else 'no'}")
         held = p.get("held_months")
         if ok and held is not None:
             since = _held_since(scores, base, p, up)
@@ -744,6 +751,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         Param("from_below", "number"),
         Param("to_below", "number"),
         Param("held_months", "int", minimum=1),
+        Param("after_months", "int", minimum=1),
     ), score_change),
     Kind("status_step_down", (
         Param("months", "int", required=True, minimum=1),
