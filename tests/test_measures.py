@@ -27,7 +27,15 @@ from claimledger.policy.evidence import (
     Score,
 )
 from claimledger.policy.measures import KINDS, MeasureResult, evaluate_measure
-from claimledger.policy.model import AllOf, AnyOf, Dated, DatedValue, EmploymentRule, Leaf
+from claimledger.policy.model import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Dated,
+    DatedValue,
+    EmploymentRule,
+    Leaf,
+)
 
 D = date.fromisoformat
 ATTACHED = D("2015-06-01")
@@ -376,6 +384,97 @@ def test_jobs_below_the_minimum_hours_do_not_count() -> None:
     assert run(measure, ev, "2016-03-31").met
 
 
+def claim(benefit: str, end: str | None, start: str = "2014-01-01") -> EmploymentSpell:
+    return EmploymentSpell("DAD", "benefit_claim", D(start), D(end) if end else None,
+                           benefit=benefit, event_id=f"claim-{benefit}-{start}")
+
+
+def test_off_benefits_counts_only_work_after_the_claim_ended() -> None:
+    """'Moves off out-of-work benefits': work while the claim is open is not counted. Dad works
+    from 2015-12-25; signed off on 2015-12-24 he has 14 weeks by 2016-03-31, signed off a day
+    later only 13; with the claim still open, none (today's default counts all 14)."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, off_benefits=True)
+    off = family(members=(DAD,), employment=(claim("esa", "2015-12-24"), job("2015-12-25")))
+    r = run(measure, off, "2016-03-31")
+    assert r.met and "in continuous work and off out-of-work benefits 2015-12-25..2016-03-31, " \
+                     "14 whole week(s) (needs 14)" in r.reason
+    late = family(members=(DAD,), employment=(claim("esa", "2015-12-25"), job("2015-12-25")))
+    r = run(measure, late, "2016-03-31")
+    assert not r.met and "2015-12-26..2016-03-31, 13 whole week(s)" in r.reason
+    still = family(members=(DAD,), employment=(claim("esa", None), job("2015-12-25")))
+    assert not run(measure, still, "2016-03-31").met
+    assert run(leaf("continuous_employment", rules=WORCS_RULES), still, "2016-03-31").met
+
+
+def test_off_benefits_within_weeks_counts_days_off_benefit() -> None:
+    """JSA 26 of the last 30 weeks (from 2015-09-04): a claim open to 2015-09-10 takes a week."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, off_benefits=True)
+    ev = family(members=(DAD,), employment=(claim("jsa", "2015-09-03"), job("2015-09-04")))
+    assert run(measure, ev, "2016-03-03").met  # 182 days off benefit in work: 26 weeks
+    ev = family(members=(DAD,), employment=(claim("jsa", "2015-09-10"), job("2015-09-04")))
+    r = run(measure, ev, "2016-03-03")
+    assert not r.met and "25 whole week(s) in work and off out-of-work benefits" in r.reason
+
+
+def test_in_work_benefits_may_stay_open() -> None:
+    """Universal Credit with the earnings element may continue in work (Southwark 4.2); an open
+    ESA claim beside it may not."""
+    rules = (EmploymentRule("uc", 26),)
+    measure = leaf("continuous_employment", rules=rules, off_benefits=True,
+                   in_work_benefits=("uc",))
+    uc = family(members=(DAD,), employment=(claim("uc", None), job("2015-09-03")))
+    r = run(measure, uc, "2016-03-02")
+    assert r.met and "(may stay on uc)" in r.reason and "26 whole week(s)" in r.reason
+    assert not run(measure, uc, "2016-03-01").met
+    both = family(members=(DAD,), employment=(claim("uc", None), claim("esa", None, "2015-01-01"),
+                                              job("2015-09-03")))
+    assert not run(measure, both, "2016-03-02").met
+
+
+def test_moved_within_months_dates_the_move_into_work() -> None:
+    """'Moved ... into continuous employment in the last 6 months': 6 months before 2016-03-31
+    is 2015-09-30, outside the window; a run begun on 2015-10-01 is inside it."""
+    measure = leaf("continuous_employment", rules=(EmploymentRule("*", 13),),
+                   moved_within_months=6)
+    inside = family(members=(DAD,), employment=(on_benefit("esa"), job("2015-10-01")))
+    r = run(measure, inside, "2016-03-31")
+    assert r.met and "moved into work on 2015-10-01, within 2015-10-01..2016-03-31" in r.reason
+    outside = family(members=(DAD,), employment=(on_benefit("esa"), job("2015-09-30")))
+    r = run(measure, outside, "2016-03-31")
+    assert not r.met and "moved into work on 2015-09-30, before 2015-10-01..2016-03-31" \
+        in r.reason
+    assert run(leaf("continuous_employment", rules=(EmploymentRule("*", 13),)), outside,
+               "2016-03-31").met
+
+
+def test_moved_within_months_gives_way_to_a_longer_look_back_of_the_rule() -> None:
+    """A JSA rule of 26 in the last 30 weeks looks back further than 6 months: a move in the
+    30 weeks counts (else 26 weeks, about 6 months, could hardly ever be met)."""
+    measure = leaf("continuous_employment", rules=WORCS_RULES, moved_within_months=6)
+    ev = family(members=(DAD,), employment=(on_benefit("jsa"), job("2015-09-04")))
+    r = run(measure, ev, "2016-03-31")
+    assert r.met and "moved into work on 2015-09-04, within 2015-09-04..2016-03-31" in r.reason
+
+
+def test_a_none_rule_takes_a_member_on_no_benefit_and_not_in_work_at_attachment() -> None:
+    """Warwickshire HP4.1e: a NEET young person on no benefit, an apprenticeship for 13 weeks.
+    Without a 'none' rule (today's default) such a member is never considered."""
+    kid = Member("JAY", "child", D("1999-01-01"))
+    apprenticeship = EmploymentSpell("JAY", "employment", D("2016-01-01"), None,
+                                     hours_per_week=30, event_id="app")
+    rules = (EmploymentRule("jsa", 26), EmploymentRule("*", 13), EmploymentRule("none", 13))
+    ev = family(members=(kid,), employment=(apprenticeship,))
+    r = run(leaf("continuous_employment", rules=rules), ev, "2016-03-31")
+    assert r.met and "JAY (no out-of-work benefit claim and not in work on 2015-06-01)" \
+        in r.reason
+    assert not run(leaf("continuous_employment", rules=rules), ev, "2016-03-30").met
+    assert not run(leaf("continuous_employment", rules=rules[:2]), ev, "2016-03-31").met
+    working = EmploymentSpell("JAY", "employment", D("2015-05-01"), None, hours_per_week=30,
+                              event_id="old-job")
+    ev = family(members=(kid,), employment=(working,))
+    assert not run(leaf("continuous_employment", rules=rules), ev, "2016-03-31").met
+
+
 # --- progress_to_work ----------------------------------------------------------------------------
 
 
@@ -404,6 +503,22 @@ def test_progress_to_work_must_start_after_attachment() -> None:
     assert not r.met and "no training started between attachment on 2015-06-01" in r.reason
 
 
+def test_started_within_months_dates_the_volunteering_or_attachment() -> None:
+    """'Volunteered for the Work Programme or attached to the ESF provision in the last 6
+    months': 6 months before 2016-03-31 is 2015-09-30, outside the window; a spell begun on
+    2015-10-01 counts. Without the parameter (today's default) any start since attachment does."""
+    measure = leaf("progress_to_work", kinds=("esf_provision",), weeks=1,
+                   started_within_months=6)
+    inside = family(members=(DAD,), employment=(spell("esf_provision", "2015-10-01", None),))
+    assert run(measure, inside, "2016-03-31").met
+    outside = family(members=(DAD,), employment=(spell("esf_provision", "2015-09-30", None),))
+    r = run(measure, outside, "2016-03-31")
+    assert not r.met and "no esf_provision started in the last 6 months and since attachment " \
+                         "(2015-10-01..2016-03-31) (the latest started on 2015-09-30)" in r.reason
+    plain = leaf("progress_to_work", kinds=("esf_provision",), weeks=1)
+    assert run(plain, outside, "2016-03-31").met
+
+
 # --- score_change --------------------------------------------------------------------------------
 
 
@@ -429,6 +544,26 @@ def test_a_decrease_where_lower_is_better() -> None:
     assert run(measure, ev, "2016-03-31").met
     worse = family(scores=scores("dash", ("2015-06-10", 14), ("2016-03-01", 15)))
     assert not run(measure, worse, "2016-03-31").met
+
+
+def test_held_months_needs_the_improvement_to_have_held_without_re_escalation() -> None:
+    """Worcestershire 3.2, 'No re-escalation for at least 6 months': down from 3 to 2 on
+    2015-09-30 has held through 2015-10-01..2016-03-31; a re-escalation to 3 in December and a
+    new fall in January restarts the clock. Without held_months (today's default) both pass."""
+    measure = leaf("score_change", instrument="eha", min_improvement=1, direction="decrease",
+                   held_months=6)
+    held = scores("eha", ("2015-06-10", 3), ("2015-09-30", 2), ("2016-02-01", 1))
+    r = run(measure, family(scores=held), "2016-03-31")
+    assert r.met and "improved since 2015-09-30 with no re-escalation, held throughout " \
+                     "2015-10-01..2016-03-31" in r.reason
+    late = scores("eha", ("2015-06-10", 3), ("2015-10-01", 2))
+    assert not run(measure, family(scores=late), "2016-03-31").met
+    back = held[:2] + scores("eha", ("2015-12-01", 3), ("2016-01-10", 2))
+    r = run(measure, family(scores=back), "2016-03-31")
+    assert not r.met and "improved since 2016-01-10" in r.reason
+    plain = leaf("score_change", instrument="eha", min_improvement=1, direction="decrease")
+    assert run(plain, family(scores=back), "2016-03-31").met
+    assert run(plain, family(scores=late), "2016-03-31").met
 
 
 def test_the_baseline_is_the_first_score_from_attachment_else_the_latest_before() -> None:
@@ -536,6 +671,19 @@ def test_all_of_needs_every_branch() -> None:
     assert not r.met and r.reason.startswith("all of (1 of 2 met)")
     ev = family(attestations=(attested("a", "2016-01-01"), attested("b", "2016-01-01")))
     assert run(measure, ev, "2016-03-31").met
+
+
+def test_at_least_n_of_counts_the_met_branches() -> None:
+    """Southwark 4.7, 'Completion of 3 out of the 6 interim outcomes': three met is enough, two
+    is not; the explanation and the evidence name the met ones."""
+    six = AtLeast(3, tuple(leaf("attestation", outcome=c) for c in "abcdef"))
+    three = family(attestations=tuple(attested(c, "2016-01-01") for c in "bdf"))
+    r = run(six, three, "2016-03-31")
+    assert r.met and r.reason.startswith("at least 3 of (3 of 6 met): [not met] attestation: no")
+    assert r.evidence == ("b-2016-01-01", "d-2016-01-01", "f-2016-01-01")
+    two = family(attestations=tuple(attested(c, "2016-01-01") for c in "bd"))
+    r = run(six, two, "2016-03-31")
+    assert not r.met and r.reason.startswith("at least 3 of (2 of 6 met)")
 
 
 def test_measures_that_need_a_start_of_intervention_fail_without_an_attachment() -> None:

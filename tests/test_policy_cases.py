@@ -43,11 +43,15 @@ def test_the_runner_reports_a_wrong_expectation() -> None:
     assert run_case(case, policy(case.policy_id)) == []
     flipped = replace(case, expects=(replace(case.expects[0], met=False),),
                       decision=replace(case.decision, route="employment",  # type: ignore[arg-type]
-                                       reasons_contain=("no such reason",)))
+                                       reasons_contain=("no such reason",),
+                                       problems_not_met=("crime_asb",),
+                                       problems_met=("health",)))
     failures = run_case(flipped, policy(case.policy_id))
     assert failures[0].startswith("outcome crime.1: expected met = False, got True")
     assert failures[1].startswith("decision route: expected employment, got progress")
     assert failures[2].startswith("decision reasons lack 'no such reason'")
+    assert failures[3].startswith("problem health: not recorded for the family")
+    assert failures[4].startswith("problem crime_asb: expected met = False, got True")
 
 
 def test_a_case_with_an_unknown_key_is_refused(tmp_path: Path) -> None:

@@ -165,6 +165,15 @@ def _render_decision(d: dict[str, Any]) -> str:
             lines.append(f"    {mark} {o['id']}: {o['reason']}")
     lines.append(f"route: {d.get('route') or 'none'}")
     lines.append(f"claimable: {'yes' if d['claimable'] else 'no'}")
+    pay = d.get("payment")
+    if pay:
+        basis = {"attachment_date": "rate by the attachment date"}.get(pay.get("basis", ""),
+                                                                        "rate by the claim date")
+        lines.append(f"amount: £{pay['amount']} ({pay['item']}, {basis}; {pay['section']})")
+        if pay.get("note"):
+            lines.append(f"  {pay['note']}")
+    elif d.get("claimable"):
+        lines.append("amount: n/a (the policy states no payment for this route)")
     for r in d.get("reasons", []):
         lines.append(f"  - {r}")
     for n in d.get("selection_notes", []):

@@ -19,7 +19,7 @@ from ..domain.base import iso_utc
 from ..domain.claim import OPEN_STATES, Claim
 from ..domain.ledger import PolicyVersion
 from ..errors import ClaimRefusedError, ErasedError, IntegrityError, UsageError
-from ..evaluate.decide import decide, payment_for
+from ..evaluate.decide import decide
 from ..evaluate.service import (
     choose_policy,
     current_policies,
@@ -64,7 +64,7 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         )
     record = decision.to_dict()
     record["known_at"] = known_at
-    payment = payment_for(policy, decision.route, on)
+    payment = decision.payment
     amount = None if payment is None else str(payment.amount)
     pending: list[Any] = []
     if app.find(PolicyVersion, policy.sha256) is None:

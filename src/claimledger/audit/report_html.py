@@ -520,8 +520,7 @@ def render_html(data: dict[str, Any]) -> str:
     for k, v in (
         ("Claimed on (review date)", ex["claimed_on"]),
         ("As known at (submission)", dec.get("known_at")),
-        ("Amount", f"£{ex['amount']}" + (f" ({pay.get('item')}, {pay.get('section')})"
-                                         if pay else "") if ex.get("amount") else "n/a"),
+        ("Amount", _amount(ex.get("amount"), pay)),
         ("Policy", f"{ex['policy_id']}: {policy.title}"),
         ("claimledger version at submission", ex["claimledger_version"]),
     ):
@@ -630,6 +629,18 @@ def render_html(data: dict[str, Any]) -> str:
              "self-contained: no scripts or external resources.</footer>")
     p.append("</main>\n</body>\n</html>\n")
     return "\n".join(p)
+
+
+def _amount(amount: str | None, pay: dict[str, Any]) -> str:
+    """The claim's amount with the rate it came from and the date that picked the rate."""
+    if not amount:
+        return "n/a (the policy states no payment for this route)"
+    if not pay:
+        return f"£{amount}"
+    basis = ("rate by the attachment date" if pay.get("basis") == "attachment_date"
+             else "rate by the claim date")
+    note = f"; {pay['note']}" if pay.get("note") else ""
+    return f"£{amount} ({pay.get('item')}, {basis}; {pay.get('section')}{note})"
 
 
 def write_report(app: LedgerApp, claim_id: str, out: Any) -> dict[str, Any]:

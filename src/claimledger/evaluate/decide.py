@@ -9,16 +9,18 @@ and the ids of every record it rests on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from ..policy.evidence import FamilyEvidence, Indicator, Judgement
+from ..policy.evidence import Attachment, FamilyEvidence, Indicator, Judgement
 from ..policy.measures import MeasureResult, evaluate_measure
 from ..policy.model import Outcome, Payment, Policy, Problem
 
 ROUTES = ("progress", "employment")
 ESSENTIAL_NAMES = {
+    "attachment": "attachment",
     "lead_professional": "lead professional",
     "assessment": "whole-family assessment",
     "plan": "family action plan",
@@ -99,11 +101,24 @@ class Decision:
             "claimable": self.claimable,
             "reasons": list(self.reasons),
             "evidence": list(self.evidence),
-            "payment": None if self.payment is None else {
-                "item": self.payment.item, "amount": str(self.payment.amount),
-                "section": self.payment.section},
+            "payment": None if self.payment is None else payment_dict(self.payment),
             "notes": list(self.notes),
         }
+
+
+def payment_dict(p: Payment) -> dict[str, Any]:
+    """A payment as the decision records it. A rate picked by the claim's date (the only basis
+    before issue 15) keeps its three keys, so claims recorded then replay identically; a rate
+    picked by the attachment date says so, and a note says when the total capped it."""
+    out: dict[str, Any] = {"item": p.item, "amount": str(p.amount), "section": p.section}
+    if p.basis != "claim_date":
+        out["basis"] = p.basis
+    if p.note and p.note.startswith(CAPPED):
+        out["note"] = p.note
+    return out
+
+
+CAPPED = "capped by the family total"
 
 
 class _Ids:
@@ -198,6 +213,16 @@ def _problem_verdict(problem: Problem, recorded: list[str],
     return ok, "; ".join(failed if failed else parts)
 
 
+def _essential_date(att: Attachment | None, name: str, as_of: date) -> date | None:
+    """The date of an essential an attestation is dated against (attachment, assessment,
+    plan), when it is recorded by ``as_of``."""
+    if att is None:
+        return None
+    day = {"attachment": att.attached_on, "assessment": att.assessment_on,
+           "plan": att.plan_on}[name]
+    return day if day is not None and day <= as_of else None
+
+
 def _latest(judgements: list[Judgement]) -> Judgement | None:
     return max(judgements, key=lambda j: j.judged_on) if judgements else None
 
@@ -284,10 +309,25 @@ def decide(policy: Policy, evidence: FamilyEvidence, as_of: date,
             }[name]
             if not present:
                 blockers.append(f"essential missing: {ESSENTIAL_NAMES[name]}")
+    after = dict(claim.essential_attestations_after)
     for code in claim.essential_attestations:
-        found = [a for a in evidence.attestations if a.outcome == code and a.attested_on <= as_of]
-        if found:
+        found = sorted((a for a in evidence.attestations if a.outcome == code
+                        and a.attested_on <= as_of), key=lambda a: a.attested_on)
+        anchor = after.get(code)
+        since = _essential_date(att, anchor, as_of) if anchor else None
+        if anchor and since is None:
+            blockers.append(f"essential missing: attestation '{code}' (it must be dated on or "
+                            f"after the {ESSENTIAL_NAMES.get(anchor, anchor)}, which is not "
+                            "recorded)")
+            continue
+        fresh = [a for a in found if since is None or a.attested_on >= since]
+        if fresh:
+            ids.add([fresh[-1].event_id])
+        elif found:
             ids.add([found[-1].event_id])
+            blockers.append(f"essential missing: attestation '{code}' dated on or after the "
+                            f"{ESSENTIAL_NAMES.get(anchor or '', anchor)} ({since}); the latest "
+                            f"is dated {found[-1].attested_on}")
         else:
             blockers.append(f"essential missing: attestation '{code}'")
 
@@ -306,7 +346,7 @@ def decide(policy: Policy, evidence: FamilyEvidence, as_of: date,
     if claim.employment_route is not None:
         employment = evaluate_measure(claim.employment_route.measure, evidence, as_of)
         blocked = _double_funding(policy, evidence, as_of)
-        if blocked and employment.met:
+        if blocked:
             employment = MeasureResult(False, f"{blocked}, so the employment route cannot "
                                               f"count; {employment.reason}",
                                        employment.evidence
@@ -338,7 +378,8 @@ def decide(policy: Policy, evidence: FamilyEvidence, as_of: date,
     else:
         final = reasons + blockers + progress_reasons + employment_reasons
 
-    payment = payment_for(policy, route, as_of) if route else None
+    attached_on = att.attached_on if att is not None else None
+    payment = payment_for(policy, route, as_of, attached_on) if route else None
     if route and payment is None:
         notes.append(f"the policy states no payment for the {route} route on {as_of}")
     return Decision(
@@ -374,17 +415,39 @@ def _judgement(flags: tuple[str, ...], required: list[ProblemResult], ev: Family
     return out
 
 
-def payment_for(policy: Policy, route: str | None, on: date) -> Payment | None:
+def _rate(policy: Policy, item: str, on: date, attached: date | None) -> Payment | None:
+    """The ``item`` rate in force on its basis day (the claim's date or the attachment's)."""
+    for p in policy.payments:
+        day = p.basis_day(on, attached)
+        if p.item == item and day is not None and p.valid_on(day):
+            return p
+    return None
+
+
+def payment_for(policy: Policy, route: str | None, on: date,
+                attached: date | None = None) -> Payment | None:
     """The results payment a claim by ``route`` on ``on`` earns, from the policy's rates.
 
     The employment route earns the ``employment`` rate where the policy states one, else the
-    ``results`` rate (Phase 2 pays one results fee whichever way progress is shown).
+    ``results`` rate (Phase 2 pays one results fee whichever way progress is shown). Each rate
+    is the one valid on its ``basis`` day: the claim's date, or the family's attachment date
+    (Lancashire 4.2 splits £4,000 by the year of attachment). Where the policy states a
+    ``total`` per family, the payment is capped so that the attachment fee and it never exceed
+    it.
     """
     if route is None:
         return None
     items = ("results",) if route == "progress" else ("employment", "results")
-    for item in items:
-        for p in policy.payments:
-            if p.item == item and p.valid_on(on):
-                return p
-    return None
+    payment = next((p for item in items if (p := _rate(policy, item, on, attached))), None)
+    total = _rate(policy, "total", on, attached)
+    if payment is None or total is None:
+        return payment
+    fee = _rate(policy, "attachment", on, attached)
+    room = total.amount - (fee.amount if fee is not None else 0)
+    if payment.amount <= room:
+        return payment
+    room = max(room, Decimal(0))
+    return replace(payment, amount=room,
+                   note=f"{CAPPED} of £{total.amount} ({total.section}): the {payment.item} rate "
+                        f"£{payment.amount} less the attachment fee "
+                        f"£{fee.amount if fee is not None else 0}")

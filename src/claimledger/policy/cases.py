@@ -100,6 +100,9 @@ class DecisionExpectation:
     claimable: bool | None = None
     route: str | None = None  # "progress" | "employment" | "none"; None = not checked
     reasons_contain: tuple[str, ...] = ()
+    #: problems the family has whose verdict is met / not met (the answers mapping decides it)
+    problems_met: tuple[str, ...] = ()
+    problems_not_met: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,15 +201,19 @@ def load_case(path: str | Path) -> PolicyCase:
     decision = None
     if "decision" in doc:
         t = r.table(doc["decision"], "decision",
-                    ("eligible", "claimable", "route", "reasons_contain"))
-        reasons = t.get("reasons_contain", [])
-        if not isinstance(reasons, list) or not all(isinstance(x, str) for x in reasons):
-            raise r.fail("decision.reasons_contain", "expected a list of strings")
+                    ("eligible", "claimable", "route", "reasons_contain", "problems_met",
+                     "problems_not_met"))
+        lists: dict[str, tuple[str, ...]] = {}
+        for name in ("reasons_contain", "problems_met", "problems_not_met"):
+            items = t.get(name, [])
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise r.fail(f"decision.{name}", "expected a list of strings")
+            lists[name] = tuple(items)
         decision = DecisionExpectation(
             r.value(t, "eligible", ("flag", False, None), "decision"),
             r.value(t, "claimable", ("flag", False, None), "decision"),
             r.value(t, "route", ("str", False, None), "decision", ROUTE_NAMES),
-            tuple(reasons))
+            lists["reasons_contain"], lists["problems_met"], lists["problems_not_met"])
     if not expects and decision is None:
         raise r.fail("expect", "a case must check at least one outcome or the decision")
     return PolicyCase(file, str(doc["policy"]), str(doc["story"]), str(doc["source"]), as_of,
@@ -244,4 +251,13 @@ def run_case(case: PolicyCase, policy: Policy) -> list[str]:
         for needle in want.reasons_contain:
             if needle not in text:
                 failures.append(f"decision reasons lack {needle!r}: {text}")
+        verdicts = {p.problem: p for p in d.problems}
+        for expected, names in ((True, want.problems_met), (False, want.problems_not_met)):
+            for name in names:
+                p = verdicts.get(name)
+                if p is None:
+                    failures.append(f"problem {name}: not recorded for the family")
+                elif p.met != expected:
+                    failures.append(f"problem {name}: expected met = {expected}, got {p.met}: "
+                                    f"{p.reason}")
     return failures

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .load import check_policies, find_policy, load_policies
-from .model import AllOf, Dated, EmploymentRule, Leaf, Measure, Policy
+from .model import AllOf, AtLeast, Dated, EmploymentRule, Leaf, Measure, Policy
 
 
 def _plain(value: Any) -> Any:
@@ -39,6 +39,8 @@ def measure_dict(measure: Measure) -> dict[str, Any]:
     if isinstance(measure, Leaf):
         out: dict[str, Any] = {"kind": measure.kind}
         out.update({k: _plain(v) for k, v in measure.params})
+    elif isinstance(measure, AtLeast):
+        out = {"at_least": measure.n, "of": [measure_dict(m) for m in measure.items]}
     else:
         head = "all_of" if isinstance(measure, AllOf) else "any_of"
         out = {head: [measure_dict(m) for m in measure.items]}

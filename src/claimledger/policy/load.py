@@ -26,6 +26,7 @@ from .measures import KINDS, PROGRESS_KINDS, Kind, Param
 from .model import (
     AllOf,
     AnyOf,
+    AtLeast,
     ClaimRule,
     Dated,
     DatedValue,
@@ -47,7 +48,9 @@ FORMAT = 1
 MET_WHEN = ("any_outcome", "all_outcomes", "each_indicator_answered")
 JUDGEMENT_FLAGS = ("progress", "sustained", "intensity_reduced")
 ESSENTIALS = ("lead_professional", "assessment", "plan")
-PAYMENT_ITEMS = ("attachment", "results", "progress_to_work", "employment")
+DATED_ESSENTIALS = ("attachment", "assessment", "plan")  # an attestation dated on or after one
+PAYMENT_ITEMS = ("attachment", "results", "progress_to_work", "employment", "total")
+PAYMENT_BASES = ("claim_date", "attachment_date")
 DECIMAL = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 MONEY = re.compile(r"^[0-9]+(\.[0-9]{1,2})?$")
 MISSING = object()
@@ -337,14 +340,39 @@ class _Checker:
         return Leaf(kind.name, tuple(params), self.string(t, "section", key), self.note(t, key),
                     key)
 
+    def parts(self, items: Any, key: str) -> list[Measure] | None:
+        """The measures of a combination's list, or None when any is bad."""
+        if not isinstance(items, list) or not items:
+            self.fail(key, "expected a non-empty list of measures")
+            return None
+        parts = [self.measure(m, _key(key, i)) for i, m in enumerate(items)]
+        if any(p is None for p in parts):
+            return None
+        return [p for p in parts if p is not None]
+
+    def at_least(self, value: dict[str, Any], key: str) -> Measure | None:
+        """``{ at_least = 3, of = [...] }``: met when at least that many of the list are."""
+        t = self.table(value, key, ("at_least", "of", "section", "note"), ("of",))
+        if t is None or "of" not in t:
+            return None
+        n = self.integer(t["at_least"], _key(key, "at_least"), 1)
+        parts = self.parts(t["of"], _key(key, "of"))
+        if n is None or parts is None:
+            return None
+        if n > len(parts):
+            self.fail(_key(key, "at_least"), f"at least {n} of {len(parts)} measures can never "
+                                             "be met")
+            return None
+        return AtLeast(n, tuple(parts), self.string(t, "section", key), self.note(t, key), key)
+
     def measure(self, value: Any, key: str) -> Measure | None:
         if not isinstance(value, dict):
             self._wrong(key, value, "a measure table (kind = ..., all_of = [...] or any_of = "
                                     "[...])")
             return None
-        heads = [h for h in ("kind", "all_of", "any_of") if h in value]
+        heads = [h for h in ("kind", "all_of", "any_of", "at_least") if h in value]
         if len(heads) != 1:
-            self.fail(key, "a measure needs exactly one of kind, all_of, any_of"
+            self.fail(key, "a measure needs exactly one of kind, all_of, any_of, at_least"
                            + (f" (found {', '.join(heads)})" if heads else ""))
             return None
         head = heads[0]
@@ -355,15 +383,13 @@ class _Checker:
                                              f"{', '.join(KINDS)})")
                 return None
             return self.leaf(value, key, KINDS[name])
+        if head == "at_least":
+            return self.at_least(value, key)
         t = self.table(value, key, (head, "section", "note"))
         if t is None:
             return None
-        items = t[head]
-        if not isinstance(items, list) or not items:
-            self.fail(_key(key, head), "expected a non-empty list of measures")
-            return None
-        parts = [self.measure(m, _key(_key(key, head), i)) for i, m in enumerate(items)]
-        if any(p is None for p in parts):
+        parts = self.parts(t[head], _key(key, head))
+        if parts is None:
             return None
         cls = AllOf if head == "all_of" else AnyOf
         return cls(tuple(p for p in parts if p is not None), self.string(t, "section", key),
@@ -562,7 +588,8 @@ def _claim(c: _Checker, value: Any, outcomes: tuple[Outcome, ...]) -> ClaimRule 
     t = c.table(value, k, ("section", "must_meet_stages", "judgement_required",
                            "judgement_flags", "essentials", "essential_attestations",
                            "double_funding_exclusion", "progress_to_work_outcomes",
-                           "employment_route", "note"), ("section", "must_meet_stages"))
+                           "employment_route", "essential_attestations_after", "note"),
+                ("section", "must_meet_stages"))
     if t is None:
         return None
     section = c.string(t, "section", k)
@@ -593,17 +620,26 @@ def _claim(c: _Checker, value: Any, outcomes: tuple[Outcome, ...]) -> ClaimRule 
             rmeasure = c.measure(rt["measure"], _key(rk, "measure")) if "measure" in rt else None
             if rsection is not None and rmeasure is not None:
                 route = EmploymentRoute(rsection, rmeasure, c.note(rt, rk))
+    after: list[tuple[str, str]] = []
+    if "essential_attestations_after" in t:
+        ak = _key(k, "essential_attestations_after")
+        at = c.table(t["essential_attestations_after"], ak, tuple(attestations or ()))
+        for code, anchor in (at or {}).items():
+            name = c.choice(anchor, _key(ak, code), DATED_ESSENTIALS)
+            if name is not None:
+                after.append((code, name))
     if None in (section, stages, flags, essentials, attestations, exclusion, ptw):
         return None
     return ClaimRule(section, stages, c.boolean(t, "judgement_required", k, False),  # type: ignore
-                     flags, essentials, attestations, exclusion, ptw, route, c.note(t, k))
+                     flags, essentials, attestations, exclusion, ptw, route, c.note(t, k),
+                     tuple(after))
 
 
 def _payments(c: _Checker, value: Any) -> tuple[Payment, ...]:
     out: list[Payment] = []
     for i, item in enumerate(c.tables(value, "payments")):
         k = _key("payments", i)
-        t = c.table(item, k, ("item", "amount", "from", "to", "section", "note"),
+        t = c.table(item, k, ("item", "amount", "from", "to", "basis", "section", "note"),
                     ("item", "amount", "section"))
         if t is None:
             continue
@@ -623,11 +659,13 @@ def _payments(c: _Checker, value: Any) -> tuple[Payment, ...]:
         if start and end and end < start:
             c.fail(_key(k, "to"), f"{end} is before from {start}")
         section = c.string(t, "section", k)
-        if it is not None and amount is not None and section is not None:
+        basis = c.choice(t["basis"], _key(k, "basis"), PAYMENT_BASES) if "basis" in t \
+            else "claim_date"
+        if it is not None and amount is not None and section is not None and basis is not None:
             for other in out:
                 if other.item == it and _overlap(other.start, other.end, start, end):
                     c.fail(k, f"a second '{it}' payment valid at the same time as another")
-            out.append(Payment(it, amount, section, start, end, c.note(t, k)))
+            out.append(Payment(it, amount, section, start, end, c.note(t, k), basis))
     return tuple(out)
 
 

@@ -40,7 +40,7 @@ from .evidence import (
     Member,
     Score,
 )
-from .model import AllOf, Leaf, Measure
+from .model import AllOf, AtLeast, Leaf, Measure
 
 SCHOOL_AGE = (5, 15)
 ADULT_AGE = 18
@@ -369,53 +369,109 @@ def _open_on(spell: EmploymentSpell, day: date) -> bool:
     return spell.start_on <= day and (spell.end_on is None or spell.end_on >= day)
 
 
+def _subtract(ranges: list[tuple[date, date]],
+              holes: list[tuple[date, date]]) -> list[tuple[date, date]]:
+    """The days of ``ranges`` outside every hole (inclusive day ranges, merged)."""
+    out: list[tuple[date, date]] = []
+    for start, end in merge_spells(ranges):
+        pieces = [(start, end)]
+        for h0, h1 in merge_spells(holes):
+            pieces = [p for lo, hi in pieces for p in
+                      ((lo, min(hi, h0 - ONE_DAY)), (max(lo, h1 + ONE_DAY), hi)) if p[0] <= p[1]]
+        out += pieces
+    return merge_spells(out)
+
+
+NO_BENEFIT = "none"  # the rule for a member with no out-of-work benefit claim at attachment
+
+
+def _claimants(ev: FamilyEvidence, attached: date, rules: Mapping[str, Any]
+               ) -> list[tuple[str, str | None, list[EmploymentSpell]]]:
+    """(member, benefit, records) for each member the rules apply to: every open benefit claim
+    on the attachment date, and with a ``none`` rule each other member not in work that day."""
+    out: list[tuple[str, str | None, list[EmploymentSpell]]] = []
+    claims = [s for s in ev.employment if s.kind == "benefit_claim" and _open_on(s, attached)]
+    for claim in claims:
+        out.append((claim.member_ref, claim.benefit, [claim]))
+    if NO_BENEFIT in rules:
+        claiming = {c.member_ref for c in claims}
+        working = {s.member_ref for s in ev.employment if s.kind == "employment"
+                   and _open_on(s, attached)}
+        for m in ev.members:
+            if m.ref not in claiming and m.ref not in working:
+                out.append((m.ref, NO_BENEFIT, []))
+    return out
+
+
 def continuous_employment(p: Mapping[str, Any], ev: FamilyEvidence,
                           as_of: date) -> MeasureResult:
     attached = attachment_date(ev)
     if attached is None:
         return MeasureResult(False, NO_ATTACHMENT)
-    claims = [s for s in ev.employment if s.kind == "benefit_claim" and _open_on(s, attached)]
-    if not claims:
+    rules = {r.benefit: r for r in p["rules"]}
+    claimants = _claimants(ev, attached, rules)
+    if not claimants:
         return MeasureResult(False, f"no member had an open out-of-work benefit claim on the "
                                     f"attachment date {attached}")
     min_hours = p.get("min_hours_per_week")
-    rules = {r.benefit: r for r in p["rules"]}
+    off: bool = p["off_benefits"]
+    in_work: tuple[str, ...] = p["in_work_benefits"]
+    moved_months = p.get("moved_within_months")
     parts: list[tuple[bool, str]] = []
     used: list[EmploymentSpell] = []
-    for claim in claims:
-        benefit = claim.benefit or "*"
-        rule = rules.get(benefit) or rules.get("*")
-        used.append(claim)
-        who = f"{claim.member_ref} (claiming {claim.benefit or 'an unnamed benefit'} " \
-              f"on {attached})"
+    for ref, benefit, records in claimants:
+        rule = rules.get(NO_BENEFIT) if benefit == NO_BENEFIT else \
+            rules.get(benefit or "*") or rules.get("*")
+        used += records
+        who = (f"{ref} (no out-of-work benefit claim and not in work on {attached})"
+               if benefit == NO_BENEFIT else
+               f"{ref} (claiming {benefit or 'an unnamed benefit'} on {attached})")
         if rule is None:
             parts.append((False, f"{who}: the policy has no rule for this benefit"))
             continue
-        jobs = [s for s in ev.employment if s.member_ref == claim.member_ref
+        jobs = [s for s in ev.employment if s.member_ref == ref
                 and s.kind == "employment" and s.start_on <= as_of
                 and (min_hours is None or (s.hours_per_week or 0) >= min_hours)]
         used += jobs
         ranges = [(s.start_on, min(s.end_on or as_of, as_of)) for s in jobs]
         hours = f" of at least {min_hours} hours a week" if min_hours is not None else ""
+        if off:
+            open_claims = [s for s in ev.employment if s.member_ref == ref
+                           and s.kind == "benefit_claim" and s.start_on <= as_of
+                           and s.benefit not in in_work]
+            used += open_claims
+            ranges = _subtract(ranges, [(s.start_on, min(s.end_on or as_of, as_of))
+                                        for s in open_claims])
+            allowed = f" (may stay on {'/'.join(in_work)})" if in_work else ""
+            hours += f" and off out-of-work benefits{allowed}"
         if rule.within_weeks is not None:
             first = weeks_before(as_of, rule.within_weeks) + ONE_DAY
             worked = days_covered(ranges, first, as_of) // 7
             ok = worked >= rule.weeks
-            parts.append((ok, f"{who}: {worked} whole week(s) in work{hours} in the "
-                              f"{rule.within_weeks} weeks {first}..{as_of} "
-                              f"(needs {rule.weeks})"))
-            continue
-        recent = as_of - timedelta(days=6)
-        runs = [r for r in merge_spells(ranges) if r[1] >= recent]
-        if not runs:
-            parts.append((False, f"{who}: not in work{hours} in the week {recent}..{as_of} "
-                                 f"(needs {rule.weeks} continuous weeks)"))
-            continue
-        start, end = runs[-1]
-        weeks = ((end - start).days + 1) // 7
-        ok = weeks >= rule.weeks
-        parts.append((ok, f"{who}: in continuous work{hours} {start}..{end}, {weeks} whole "
-                          f"week(s) (needs {rule.weeks})"))
+            text = (f"{who}: {worked} whole week(s) in work{hours} in the "
+                    f"{rule.within_weeks} weeks {first}..{as_of} (needs {rule.weeks})")
+            moved = next((max(s, first) for s, e in merge_spells(ranges) if e >= first), None)
+            earliest = min(first - ONE_DAY, months_before(as_of, moved_months)) \
+                if moved_months is not None else None
+        else:
+            recent = as_of - timedelta(days=6)
+            runs = [r for r in merge_spells(ranges) if r[1] >= recent]
+            if not runs:
+                parts.append((False, f"{who}: not in work{hours} in the week {recent}..{as_of} "
+                                     f"(needs {rule.weeks} continuous weeks)"))
+                continue
+            moved, end = runs[-1]
+            weeks = ((end - moved).days + 1) // 7
+            ok = weeks >= rule.weeks
+            text = (f"{who}: in continuous work{hours} {moved}..{end}, {weeks} whole "
+                    f"week(s) (needs {rule.weeks})")
+            earliest = months_before(as_of, moved_months) if moved_months is not None else None
+        if earliest is not None and moved is not None:
+            fresh = moved > earliest
+            ok = ok and fresh
+            text += (f"; moved into work on {moved}, "
+                     f"{'within' if fresh else 'before'} {span(earliest, as_of)}")
+        parts.append((ok, text))
     met = any(ok for ok, _ in parts)
     ordered = [t for ok, t in parts if ok] + [t for ok, t in parts if not ok]
     return MeasureResult(met, ("met: " if met else "not met: ") + "; ".join(ordered), ids(used))
@@ -427,12 +483,19 @@ def progress_to_work(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> M
         return MeasureResult(False, NO_ATTACHMENT)
     kinds: tuple[str, ...] = p["kinds"]
     need: int = p["weeks"]
+    within = p.get("started_within_months")
+    first = attached
+    if within is not None:
+        first = max(attached, months_before(as_of, within) + ONE_DAY)
     spells = sorted((s for s in ev.employment if s.kind in kinds
-                     and attached <= s.start_on <= as_of), key=lambda s: s.start_on)
+                     and first <= s.start_on <= as_of), key=lambda s: s.start_on)
     what = "/".join(kinds)
     if not spells:
-        return MeasureResult(False, f"no {what} started between attachment on {attached} and "
-                                    f"{as_of}")
+        since = (f"in the last {within} months and since attachment ({first}..{as_of})"
+                 if within is not None else f"between attachment on {attached} and {as_of}")
+        older = [s for s in ev.employment if s.kind in kinds and attached <= s.start_on < first]
+        late = f" (the latest started on {older[-1].start_on})" if older else ""
+        return MeasureResult(False, f"no {what} started {since}{late}", ids(older[-1:]))
     parts: list[tuple[bool, str]] = []
     for s in spells:
         end = min(s.end_on or as_of, as_of)
@@ -460,6 +523,25 @@ def _baseline(scores: list[Score], attached: date) -> Score | None:
         return after[0]
     before = [s for s in scores if s.assessed_on < attached and s is not latest]
     return before[-1] if before else None
+
+
+def _held_since(scores: list[Score], base: Score, p: Mapping[str, Any], up: bool) -> date:
+    """The date of the first score of the unbroken run of improved scores that ends with the
+    latest (a score holds until the next one): from then on there was no re-escalation."""
+    need = p["min_improvement"]
+
+    def improved(s: Score) -> bool:
+        change = (s.score - base.score) if up else (base.score - s.score)
+        above, below = p.get("to_above"), p.get("to_below")
+        return (change >= need and (above is None or s.score > above)
+                and (below is None or s.score < below))
+
+    since = scores[-1].assessed_on
+    for s in reversed(scores):
+        if s is base or s.assessed_on <= base.assessed_on or not improved(s):
+            break
+        since = s.assessed_on
+    return since
 
 
 def score_change(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> MeasureResult:
@@ -501,6 +583,23 @@ def score_change(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measu
                 passed = test(value, limit)
                 ok = ok and passed
                 text += f"; {words} {num(limit)}: {'yes' if passed else 'no'}"
+        gap = p.get("after_months")
+        if gap is not None:
+            due = months_before(base.assessed_on, -gap)
+            late_enough = last.assessed_on >= due
+            ok = ok and late_enough
+            text += (f"; latest score {gap} months or more after the baseline (from {due}): "
+                     f"{'yes' if late_enough else 'no'}")
+        held = p.get("held_months")
+        if ok and held is not None:
+            since = _held_since(scores, base, p, up)
+            start = months_before(as_of, held)
+            used += [s for s in scores if s.assessed_on >= since]
+            kept = since <= start
+            ok = kept
+            text += (f"; improved since {since} with no re-escalation, "
+                     f"{'held' if kept else 'not yet held'} throughout {span(start, as_of)} "
+                     f"(needs {held} months)")
         parts.append((ok, text))
     met = any(ok for ok, _ in parts)
     ordered = [t for ok, t in parts if ok] + [t for ok, t in parts if not ok]
@@ -572,6 +671,19 @@ def attestation(p: Mapping[str, Any], ev: FamilyEvidence, as_of: date) -> Measur
     start = months_before(as_of, months) if months is not None else None
     found = sorted((a for a in ev.attestations if a.outcome == code and a.attested_on <= as_of),
                    key=lambda a: a.attested_on)
+    after = p.get("after_attachment_months")
+    if after is not None:
+        attached = attachment_date(ev)
+        if attached is None:
+            return MeasureResult(False, NO_ATTACHMENT)
+        earliest = months_before(attached, -after)
+        early = [a for a in found if a.attested_on < earliest]
+        found = [a for a in found if a.attested_on >= earliest]
+        if not found:
+            before = f" (the latest, on {early[-1].attested_on}, is earlier)" if early else ""
+            return MeasureResult(False, f"no attestation '{code}' dated {after} months or more "
+                                        f"after attachment on {attached} (from {earliest})"
+                                        f"{before}", ids(early[-1:]))
     window = f" in {span(start, as_of)}" if start is not None else f" by {as_of}"
     fresh = [a for a in found if start is None or a.attested_on > start]
     if not fresh:
@@ -620,11 +732,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("continuous_employment", (
         Param("rules", "rules", required=True),
         Param("min_hours_per_week", "int", minimum=1),
+        Param("off_benefits", "bool", default=False),
+        Param("in_work_benefits", "choices", default=()),
+        Param("moved_within_months", "int", minimum=1),
     ), continuous_employment),
     Kind("progress_to_work", (
         Param("kinds", "choices", required=True, choices=PROGRESS_KINDS),
         Param("weeks", "int", required=True, minimum=1),
         Param("completed_counts", "bool", default=True),
+        Param("started_within_months", "int", minimum=1),
     ), progress_to_work),
     Kind("score_change", (
         Param("instrument", "str", required=True),
@@ -634,6 +750,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         Param("to_above", "number"),
         Param("from_below", "number"),
         Param("to_below", "number"),
+        Param("held_months", "int", minimum=1),
+        Param("after_months", "int", minimum=1),
     ), score_change),
     Kind("status_step_down", (
         Param("months", "int", required=True, minimum=1),
@@ -642,6 +760,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("attestation", (
         Param("outcome", "str", required=True),
         Param("within_months", "int", minimum=1),
+        Param("after_attachment_months", "int", minimum=1),
     ), attestation),
 )}
 
@@ -676,6 +795,10 @@ def evaluate_measure(measure: Measure, evidence: FamilyEvidence, as_of: date) ->
         met = met_count == len(results)
         head = f"all of ({met_count} of {len(results)} met)"
         used = results
+    elif isinstance(measure, AtLeast):
+        met = met_count >= measure.n
+        head = f"at least {measure.n} of ({met_count} of {len(results)} met)"
+        used = [r for r in results if r.met] if met else results
     else:
         met = met_count > 0
         head = f"any of ({met_count} of {len(results)} met)"

@@ -112,7 +112,18 @@ class AnyOf:
     key: str = ""
 
 
-Measure: TypeAlias = Leaf | AllOf | AnyOf
+@dataclass(frozen=True, slots=True)
+class AtLeast:
+    """Met when at least ``n`` of ``items`` are met ("3 out of the 6 interim outcomes")."""
+
+    n: int
+    items: tuple[Measure, ...]
+    section: str | None = None
+    note: str | None = None
+    key: str = ""
+
+
+Measure: TypeAlias = Leaf | AllOf | AnyOf | AtLeast
 
 
 def leaves(measure: Measure) -> tuple[Leaf, ...]:
@@ -192,19 +203,29 @@ class ClaimRule:
     progress_to_work_outcomes: tuple[str, ...] = ()
     employment_route: EmploymentRoute | None = None
     note: str | None = None
+    #: (attestation code, essential) pairs: the attestation must be dated on or after that
+    #: essential's date ("the family plan outcomes are aligned": on or after the plan)
+    essential_attestations_after: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Payment:
-    item: str  # attachment | results | progress_to_work | employment
+    item: str  # attachment | results | progress_to_work | employment | total
     amount: Decimal
     section: str
     start: date | None = None
     end: date | None = None
     note: str | None = None
+    #: which date picks the rate: the claim's review date (default) or the family's attachment
+    basis: str = "claim_date"
 
     def valid_on(self, day: date) -> bool:
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    def basis_day(self, claimed_on: date, attached_on: date | None) -> date | None:
+        """The day whose rate applies: the claim's date, or the attachment date (None when
+        the family has no attachment)."""
+        return claimed_on if self.basis == "claim_date" else attached_on
 
 
 @dataclass(frozen=True, slots=True)
