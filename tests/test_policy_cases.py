@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claimledger.policy.cases import load_case, run_case
-from claimledger.policy.load import find_policy
+from claimledger.policy.library import find_policy
 from claimledger.policy.model import Policy
 
 HERE = Path(__file__).parent

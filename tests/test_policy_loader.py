@@ -15,14 +15,8 @@ import pytest
 
 from claimledger.errors import EvaluationError, PolicyError, UsageError
 from claimledger.policy.catalog import check, list_policies, show_policy
-from claimledger.policy.load import (
-    check_policies,
-    find_policy,
-    load_policies,
-    load_policy_bytes,
-    load_policy_file,
-    policy_in_force,
-)
+from claimledger.policy.library import check_policies, find_policy, load_policies, policy_in_force
+from claimledger.policy.load import load_policy_bytes, load_policy_file
 from claimledger.policy.model import AllOf, Dated, Leaf
 
 HERE = Path(__file__).parent

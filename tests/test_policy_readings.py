@@ -22,7 +22,7 @@ from claimledger.policy.evidence import (
     Indicator,
     Member,
 )
-from claimledger.policy.load import find_policy
+from claimledger.policy.library import find_policy
 from claimledger.policy.model import Payment
 from county import County
 from test_claim_stories_more import LANCASHIRE, family
@@ -161,7 +161,7 @@ def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
 def test_the_readings_document_has_a_row_for_every_outcome_and_names_only_real_cases() -> None:
     """Every outcome of every policy has a row (its id in backticks under its policy's file),
     and every case the document cites exists under tests/cases/."""
-    from claimledger.policy.load import load_policies
+    from claimledger.policy.library import load_policies
 
     text = (REPO / "docs" / "policy-readings.md").read_text()
     for policy in load_policies(REPO / "policies"):

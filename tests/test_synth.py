@@ -23,7 +23,7 @@ from claimledger.errors import UsageError
 from claimledger.evaluate.decide import Decision, decide
 from claimledger.ingest.schemas import SCHEMAS
 from claimledger.policy import evidence as ev
-from claimledger.policy.load import policy_files
+from claimledger.policy.library import policy_files
 from claimledger.policy.model import leaves
 from claimledger.synth import DEFAULT_POLICY, HEADERS, KINDS, SCENARIOS, generate, load_policy
 from county import HEADERS as DESIGN_HEADERS

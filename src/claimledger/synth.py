@@ -84,7 +84,7 @@ TAIL_MONTHS = 16
 def load_policy(policy_id: str) -> Policy:
     """The named policy, through the engine's loader (validated); UsageError if unknown."""
     from .evaluate.service import policies_root
-    from .policy.load import find_policy
+    from .policy.library import find_policy
 
     return find_policy(policy_id, policies_root())
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..domain.base import iso_utc
 from ..domain.family import Family
 from ..errors import UsageError
-from ..policy.load import load_policies, load_policy_bytes, policy_in_force
+from ..policy.library import load_policies, policy_in_force
+from ..policy.load import load_policy_bytes
 from ..policy.model import Policy
 from .decide import decide
 from .timeline import select_evidence

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .load import check_policies, find_policy, load_policies
+from .library import check_policies, find_policy, load_policies
 from .model import AllOf, AtLeast, Dated, EmploymentRule, Leaf, Measure, Policy
 
 
