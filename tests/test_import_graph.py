@@ -124,3 +124,10 @@ def test_the_pure_cores_reach_no_io() -> None:
     for core in ("claimledger.ledger.verify", "claimledger.audit.bundle_check",
                  "claimledger.evaluate.decide", "claimledger.evaluate.timeline"):
         assert not (_reach(graph, core) & IO), (core, sorted(_reach(graph, core) & IO))
+
+
+def test_no_module_over_800_lines() -> None:
+    """A module a newcomer can read in one sitting; a longer one wants splitting by concern."""
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 800}
+    assert long == {}
