@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper
 
 from . import witness
 from .access import Actors
@@ -298,14 +298,6 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
-
-    def insert_stored(self, stored: Sequence[StoredEvent],
-                      family_keys: Sequence[tuple[str, bytes]] = ()) -> None:
-        """Already-stored events (and the keys they are sealed under) in one transaction."""
-        with self.bulk_insert() as bulk:
-            bulk.keys(family_keys)
-            bulk.events([(e.originator_id.hex, e.originator_version, e.topic, e.state)
-                         for e in stored])
 
     # --- use cases: the ledger itself ---------------------------------------------------
     def init(self, authority: str, app_role: str | None = None) -> dict[str, Any]:

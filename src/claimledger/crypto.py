@@ -199,16 +199,11 @@ class KeyStore:
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
-    def create_table(self, writer: WriterTransaction | None = None) -> None:
-        """The family-keys table, in the writer's transaction when given (init's)."""
+    def create_table(self, writer: WriterTransaction) -> None:
+        """The family-keys table, in the writer's transaction (init's, or import's)."""
         blob = "BLOB" if self.sqlite else "BYTEA"
-        sql = (f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
-               f"wrapped {blob} NOT NULL)")
-        if writer is not None:
-            writer.execute(sql)
-            return
-        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            c.execute(sql)
+        writer.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
+                       f"wrapped {blob} NOT NULL)")
 
     def rows(self) -> list[tuple[str, bytes]]:
         with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]

@@ -200,15 +200,24 @@ def _first_event(info: ExportFile, lineno: int, row: Row) -> None:
         pass  # verify names what is wrong with it
 
 
-def events(path: Path) -> Iterator[Row]:
-    """The export's events in file order (step 1 has checked every line's shape)."""
-    for lineno, line in _lines(path):
+def _items(path: Path, digest: Any = None) -> Iterator[tuple[str, Any]]:
+    """The export's lines after the header, in file order, as ("event", Row) and
+    ("key", (stream, wrapped)) (step 1 has checked every line's shape)."""
+    for lineno, line in _lines(path, digest):
         if lineno == 1:
             continue
         d = orjson.loads(line)
-        if "family_key" in d or "end" in d:
-            return
-        yield _event(path, lineno, d)
+        if "end" in d:
+            continue
+        if "family_key" in d:
+            yield "key", (d["family_key"], bytes.fromhex(d["wrapped"]))
+        else:
+            yield "event", _event(path, lineno, d)
+
+
+def events(path: Path) -> Iterator[Row]:
+    """The export's events in file order."""
+    return (item for kind, item in _items(path) if kind == "event")
 
 
 def check_export(info: ExportFile, key_dir: Path, url: str) -> VerifyResult:
@@ -245,18 +254,12 @@ def _load(src: Path, w: Any, sha256: str) -> None:
     batch: list[tuple[int, str, int, str, bytes]] = []
     keys: list[tuple[str, bytes]] = []
     try:
-        for lineno, line in _lines(src, h):
-            if lineno == 1:
+        for kind, item in _items(src, h):
+            if kind == "key":
+                keys.append(item)
                 continue
-            d = orjson.loads(line)
-            if "end" in d:
-                continue
-            if "family_key" in d:
-                keys.append((d["family_key"], bytes.fromhex(d["wrapped"])))
-                continue
-            row = _event(src, lineno, d)
-            batch.append((row.position, str(row.originator_id), row.version, row.topic,
-                          row.state))
+            batch.append((item.position, str(item.originator_id), item.version, item.topic,
+                          item.state))
             if len(batch) >= BATCH:
                 w.insert_placed(batch)
                 batch = []
@@ -290,8 +293,8 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
     try:
         app = open_app(settings, must_exist=False)
         _require_empty(app, location.url)
-        app.keystore.create_table()
         with app.new_writer() as w:
+            app.keystore.create_table(w)
             _load(src, w, info.sha256)
             if location.backend == "postgres":
                 make_append_only(app, None, w)
