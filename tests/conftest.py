@@ -110,6 +110,10 @@ class RawDB:
             )
             return [(r[0], r[1], r[2], r[3], bytes(r[4])) for r in cur.fetchall()]
 
+    def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._conn() as c:
+            return [tuple(r) for r in c.execute(self._p(sql), params).fetchall()]
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         conn = self._conn()
         try:

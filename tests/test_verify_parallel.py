@@ -205,7 +205,8 @@ def test_an_intact_ledger_counts_alike_in_ranges_and_processes(settings_for, mon
     reference, others = every_way(settings_for(), monkeypatch)
     assert reference.ok and reference.to_dict() == {
         "ok": True, "events": 16, "streams": 4, "checkpoints": 2, "last_checkpoint_size": 14,
-        "unsealed_events": 1, "unchecked_payloads": 0, "erased": [], "failure": None,
+        "unsealed_events": 1, "unchecked_payloads": 0, "erased": [], "tiles": 14,
+        "failure": None,
     }
     assert_all_alike(reference, others)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,18 +25,23 @@ from .access import Actors
 from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
 from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
-from .errors import ClockError, ConfigError, UsageError
+from .errors import ClockError, ConfigError, IntegrityError, UsageError
 from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
+from .ledger.tiles import TileBuilder, TileCheck
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
+from .store.events import StreamReads
 from .store.location import check_server
+from .store.tiles import TILES_TABLE, TileStore
 from .store.writer import WriterTransaction
 
 A = TypeVar("A", bound=ChainedAggregate)
 PAGE = 5000
+#: Leaves handed to the tile builder at a time when seal grows the stored tiles.
+TILE_BATCH = 1 << 16
 
 
 def parse_moment(text: str, where: str = "--now") -> datetime:
@@ -117,6 +123,11 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self._first: Any = None
         self.actors = Actors.from_env()
         self.keystore = KeyStore(self)
+        self.tiles = TileStore(self.recorder.datastore,  # type: ignore[attr-defined]
+                               location.backend == "sqlite")
+        self.streams = StreamReads(self.recorder.datastore,  # type: ignore[attr-defined]
+                                   self.recorder.events_table_name,  # type: ignore[attr-defined]
+                                   location.backend == "sqlite")
         #: What ingest keeps between the files of one command (the member index).
         self.ingest_cache: dict[str, Any] = {}
         self.mapper.keys = self.keystore  # type: ignore[attr-defined]
@@ -332,6 +343,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 open_view(self.location)
             with self.writing() as w:
                 self.keystore.create_table(w)
+                self.tiles.create(w)
                 led = Ledger.initialise(
                     self.context(), ledger_id=ledger_id, authority=authority,
                     public_key=pub.hex(), key_id=signing.key_id(pub),
@@ -370,16 +382,10 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                     f"ledger's active signing key {led.active_key_id[:16]}…"
                 )
             last = led.last_checkpoint
-            if last is None:
-                frontier, start, last_position = merkle.Frontier(), 1, 0
-            else:
-                frontier = merkle.Frontier.from_json(last["frontier"])
-                start, last_position = last["last_position"] + 1, last["last_position"]
-            for position, state in w.states_from(start):
-                frontier.append(merkle.leaf_hash(bytes.fromhex(loads(state)["hash"])))
-                last_position = position
+            frontier, last_position, built = self.grow_tiles(w, last)
             if last is not None and frontier.size == last["tree_size"]:
                 return {"sealed": False, "tree_size": frontier.size, "root": last["root"],
+                        "tiles_built": built,
                         "reason": "nothing appended since the last checkpoint"}
             ctx = self.context()
             root = frontier.root().hex()
@@ -402,9 +408,51 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 "signed_at": signed_at,
                 "checkpoint_position": positions[-1],
                 "checkpoint_hash": led.head_hash,
+                "tiles_built": built,
             }
             w.after_commit(lambda: self._write_witness(result))
         return result
+
+    def grow_tiles(self, w: WriterTransaction, last: dict[str, Any] | None
+                   ) -> tuple[merkle.Frontier, int, int]:
+        """The tree over every event so far, in the writer's transaction: the frontier
+        (continued from the last checkpoint's), the last event's position, and how many
+        leaves were added to the stored tiles, which grow to the same size and are checked
+        to give the same root (a ledger written before tiles were stored gets all of its
+        tiles here, once). Memory: the frontier and one partial tile per level."""
+        store = self.tiles
+        store.ensure(w)
+        builder = TileBuilder(store.edge(w))
+        tiled = builder.last_position
+        if tiled is None:
+            tiled = store.last_full_position(w) or 0
+        if last is None:
+            frontier, start, last_position = merkle.Frontier(), 1, 0
+        else:
+            frontier = merkle.Frontier.from_json(last["frontier"])
+            start, last_position = last["last_position"] + 1, last["last_position"]
+        before = builder.size
+        leaves, positions = bytearray(), array("q")
+        for position, state in w.states_from(min(tiled + 1, start)):
+            leaf = merkle.leaf_hash(bytes.fromhex(loads(state)["hash"]))
+            if position > tiled:
+                leaves += leaf
+                positions.append(position)
+                if len(positions) == TILE_BATCH:
+                    builder.append(bytes(leaves), positions)
+                    store.write(w, builder.completed())
+                    leaves, positions = bytearray(), array("q")
+            if position >= start:
+                frontier.append(leaf)
+                last_position = position
+        builder.append(bytes(leaves), positions)
+        if builder.size != frontier.size or builder.root() != frontier.root():
+            raise IntegrityError(f"the stored Merkle tiles give a tree of {builder.size} "
+                                 f"leaves and root {builder.root().hex()[:16]}…, the events "
+                                 f"{frontier.size} and {frontier.root().hex()[:16]}… (run "
+                                 "`claimledger verify`)")
+        store.write(w, builder.drain())
+        return frontier, last_position, builder.size - before
 
     def rotate_key(self, reason: str) -> dict[str, Any]:
         """A new signing key, endorsed by the old one; later checkpoints use it.
@@ -461,13 +509,15 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                     else witness.read(self.settings.keys))
         from .parallel_verify import jobs_for, verify_parallel
 
+        covered = self.tiles.covered()
+        tiles = TileCheck(self.tiles.fetch, covered) if covered else None
         jobs = jobs_for(self) if jobs is None else jobs
         if jobs > 1:
             return verify_parallel(self, jobs=jobs, open_ledger=open_app, trusted_keys=trusted,
-                                   witness=seen)
+                                   witness=seen, tiles=tiles)
         digest, opener = self.payload_checks()
         return verify_rows(self.scan(), trusted_keys=trusted, witness=seen, digest=digest,
-                           opener=opener)
+                           opener=opener, tiles=tiles)
 
     def payload_checks(self) -> tuple[Any, Any]:
         """(digest, opener) for verify's sealed payloads, or (None, None) without the master
@@ -619,6 +669,9 @@ def make_append_only(app: LedgerApp, app_role: str | None, writer: WriterTransac
     run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
     for t in (*VIEW_TABLES, TRACKING_TABLE):
         run(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}."{t}" TO {role}')
+    # The tiles are derived and checked (verify rebuilds them; every proof read from them is
+    # checked against a signed root): seal rewrites the right edge of the tree.
+    run(f'GRANT SELECT, INSERT, UPDATE ON {schema}."{TILES_TABLE}" TO {role}')
 
 
 def _one_line(e: BaseException) -> str:

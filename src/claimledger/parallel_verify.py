@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .ledger import verify
+from .ledger.tiles import TileCheck
 from .ledger.verify import Combiner, RangeCheck, VerifyResult, check_range, collector_paused
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def jobs_for(app: LedgerApp) -> int:
 
 def verify_parallel(app: LedgerApp, *, jobs: int, open_ledger: Callable[[Settings], LedgerApp],
                     trusted_keys: Sequence[bytes] = (), witness: dict[str, Any] | None = None,
-                    chunk: int | None = None) -> VerifyResult:
+                    chunk: int | None = None, tiles: TileCheck | None = None) -> VerifyResult:
     """Verify ``app``'s ledger with ``jobs`` worker processes, ``chunk`` positions a range
     (default :data:`~.ledger.verify.CHUNK`). ``open_ledger``: how a worker opens its own
     application from the settings (the application's ``open_app``, handed in so that this
@@ -58,7 +59,7 @@ def verify_parallel(app: LedgerApp, *, jobs: int, open_ledger: Callable[[Setting
     spans: Iterator[tuple[int, int]] = (
         (start, min(start + chunk - 1, last)) for start in range(1, last + 1, chunk))
     jobs = max(1, min(jobs, -(-last // chunk)))  # no more workers than ranges
-    combiner = Combiner(trusted_keys=trusted_keys, witness=witness)
+    combiner = Combiner(trusted_keys=trusted_keys, witness=witness, tiles=tiles)
     # Whether sealed payloads are opened is decided here, once (and a master key that cannot
     # be used fails here, as it does in one process); each worker then opens its own keys.
     with_keys = app.payload_checks()[0] is not None

@@ -295,7 +295,9 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
         _require_empty(app, location.url)
         with app.new_writer() as w:
             app.keystore.create_table(w)
+            app.tiles.create(w)
             _load(src, w, info.sha256)
+            app.grow_tiles(w, None)  # the tree's tiles, for proofs from the first bundle on
             if location.backend == "postgres":
                 make_append_only(app, None, w)
     except BaseException:

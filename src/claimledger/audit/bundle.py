@@ -37,8 +37,9 @@ from ..errors import (
     UsageError,
 )
 from ..ledger import merkle
-from ..ledger.canonical import canonical, loads
+from ..ledger.canonical import canonical
 from ..ledger.envelope import event_id, stream_uuid
+from ..ledger.tiles import TileReader
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -64,48 +65,23 @@ from .bundle_check import (  # noqa: F401 (the bundle's format, and its check, r
 )
 
 
-class MerkleLevels:
-    """Every level of the RFC 9162 tree over ``leaves`` (leaf hashes): O(n) to build, then each
-    inclusion proof is O(log n). An odd node at the end of a level moves up unchanged, which
-    gives the same tree as RFC 9162's split at the largest power of two."""
-
-    def __init__(self, leaves: list[bytes]):
-        self.levels = [leaves]
-        level = leaves
-        while len(level) > 1:
-            nxt = [merkle.node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            self.levels.append(nxt)
-            level = nxt
-
-    def root(self) -> bytes:
-        return self.levels[-1][0] if self.levels[0] else merkle.EMPTY_ROOT
-
-    def proof(self, index: int) -> list[bytes]:
-        path = []
-        for level in self.levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                path.append(level[sibling])
-            index >>= 1
-        return path
-
-
 # --- building a bundle from the ledger ----------------------------------------------------------
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
 
 
-def _stored(app: LedgerApp, stream: str) -> list[tuple[bytes, dict[str, Any]]]:
-    """(record bytes, record) of every event of a stream, in version order.
+def _stored(app: LedgerApp, stream: str, positions: dict[str, int]
+            ) -> list[tuple[bytes, dict[str, Any]]]:
+    """(record bytes, record) of every event of a stream, in version order; each event's
+    ledger position goes into ``positions`` by its hash.
 
     The bytes are the canonical record the domain sealed: the stored bytes themselves, or for
     a family event stored encrypted at rest, the decrypted record (same envelope and hash,
     with the salt and payload its digest covers)."""
     out = []
-    for s in app.recorder.select_events(stream_uuid(stream)):
-        rec = app.open_record(bytes(s.state))
+    for position, state in app.streams.stream(stream_uuid(stream)):
+        rec = app.open_record(state)
+        positions[rec["hash"]] = position
         out.append((canonical(rec), rec))
     return out
 
@@ -128,54 +104,90 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
     A bundle carries a family's personal data out of the authority, so it needs the auditor
     role (when roles are configured) and the master key that opens the family's payloads."""
     app.actors.require(app.settings.who, "auditor", "bundle a claim's evidence")
-    claim_rows = _stored(app, Claim.stream_name(claim_id))
+    at: dict[str, int] = {}  # event hash -> ledger position
+    claim_rows = _stored(app, Claim.stream_name(claim_id), at)
     if not claim_rows:
         raise UsageError(f"no claim {claim_id!r} (see `claimledger claim list`)")
     sub_bytes, sub = claim_rows[0]
     sp = _payload(sub, "claim")
-    family_rows = _stored(app, Family.stream_name(sp["family_ref"]))
-    policy_rows = _stored(app, PolicyVersion.stream_name(sp["policy_sha256"]))
+    family_rows = _stored(app, Family.stream_name(sp["family_ref"]), at)
+    policy_rows = _stored(app, PolicyVersion.stream_name(sp["policy_sha256"]), at)
     if not policy_rows:
         raise UsageError(f"claim {claim_id}: policy {sp['policy_sha256'][:16]}… not registered")
-    ledger_rows = _stored(app, LEDGER_STREAM)
+    ledger_rows = _stored(app, LEDGER_STREAM, at)
     key_rows = [r for r in ledger_rows if _type(r[1]) in KEY_TYPES]
     checkpoints = [(b, r, _payload(r, "checkpoint")) for b, r in ledger_rows
                    if _type(r) == CHECKPOINTED]
-    wanted = {r["hash"] for _, r in (*family_rows, policy_rows[0], *key_rows)} | {sub["hash"]}
 
-    leaves: list[bytes] = []
+    # Leaf indexes and proofs come from the stored tiles (O(log n) reads each); each proof
+    # is checked against the checkpoint's signed root before it goes in, so a tampered
+    # tile fails here and never reaches a bundle.
+    tiles = app.tiles
     index: dict[str, int] = {}
-    chosen: tuple[bytes, dict[str, Any], dict[str, Any]] | None = None
-    for row in app.rows():
-        h = loads(row.state)["hash"]
-        if h in wanted:
-            index[h] = len(leaves)
-        leaves.append(merkle.leaf_hash(bytes.fromhex(h)))
-        if chosen is None and sub["hash"] in index:
-            chosen = next((c for c in checkpoints if c[2]["tree_size"] > index[sub["hash"]]),
-                          None)
-            if chosen is None:
-                raise UsageError(f"claim {claim_id}: no checkpoint covers its submission yet "
-                                 "(run `claimledger seal`)")
-        if chosen is not None and len(leaves) == chosen[2]["tree_size"]:
-            break
-    if chosen is None:
-        raise IntegrityError(f"claim {claim_id}: its Claim.Submitted event is not in the ledger "
-                             "order (run `claimledger verify`)")
-    cp_bytes, _, cpp = chosen
-    tree = MerkleLevels(leaves)
-    if len(leaves) != cpp["tree_size"] or tree.root().hex() != cpp["root"]:
-        raise IntegrityError(f"the ledger's first {cpp['tree_size']} events do not give the "
-                             "checkpoint's signed root (run `claimledger verify`)")
 
-    sub_index = index[sub["hash"]]
+    def leaf(rec: dict[str, Any]) -> int | None:
+        h = rec["hash"]
+        if h not in index:
+            i = tiles.leaf_index(at[h])
+            if i is None:
+                return None
+            index[h] = i
+        return index[h]
+
+    covered = tiles.covered()
+    unbuilt = UsageError("the ledger's Merkle tiles are not built yet: run `claimledger seal` "
+                         "once (it builds them) and bundle again")
+    if not covered and checkpoints:
+        raise unbuilt
+    sub_leaf = leaf(sub) if covered else None
+    chosen = None if sub_leaf is None else next(
+        (c for c in checkpoints if c[2]["tree_size"] > sub_leaf), None)
+    if chosen is None:
+        if sub_leaf is None and covered and any(c[2]["tree_size"] > covered
+                                                for c in checkpoints):
+            raise IntegrityError(f"claim {claim_id}: its Claim.Submitted event is not in the "
+                                 "stored Merkle tiles (run `claimledger verify`)")
+        if checkpoints and covered < checkpoints[-1][2]["tree_size"]:
+            raise unbuilt
+        raise UsageError(f"claim {claim_id}: no checkpoint covers its submission yet "
+                         "(run `claimledger seal`)")
+    cp_bytes, _, cpp = chosen
+    size = cpp["tree_size"]
+    if covered < size:
+        raise unbuilt
+    tree = TileReader(tiles.fetch, size)
+    root = bytes.fromhex(cpp["root"])
+
+    def proof(rec: dict[str, Any]) -> list[bytes]:
+        i = index[rec["hash"]]
+        path = tree.inclusion(i)
+        try:
+            merkle.verify_inclusion(i, size, merkle.leaf_hash(bytes.fromhex(rec["hash"])),
+                                    path, root)
+        except IntegrityError:
+            env = rec["envelope"]
+            raise IntegrityError(
+                f"the stored Merkle tiles do not prove {event_id(env['stream'], env['version'])} "
+                f"under checkpoint {size}'s signed root (a tile was altered: run "
+                "`claimledger verify`)") from None
+        return path
+
+    def in_tree(rec: dict[str, Any], before: int) -> bool:
+        i = leaf(rec)
+        return i is not None and i < before
+
+    sub_index = sub_leaf
+    if not in_tree(policy_rows[0][1], size):
+        raise IntegrityError(f"claim {claim_id}: its policy's registration is not in the tree "
+                             "of the checkpoint that covers it (run `claimledger verify`)")
     picked: list[tuple[bytes, dict[str, Any]]] = [(sub_bytes, sub), policy_rows[0]]
-    picked += [r for r in key_rows if index.get(r[1]["hash"], cpp["tree_size"]) < cpp["tree_size"]]
-    prefix = [r for r in family_rows if index.get(r[1]["hash"], sub_index) < sub_index]
+    keys_in = [r for r in key_rows if in_tree(r[1], size)]
+    picked += keys_in
+    prefix = [r for r in family_rows if in_tree(r[1], sub_index)]
     picked += prefix
     if len(prefix) < len(family_rows):
         nxt = family_rows[len(prefix)]
-        if nxt[1]["hash"] in index:  # in the checkpoint's tree: prove it came after the claim
+        if in_tree(nxt[1], size):  # in the checkpoint's tree: prove it came after the claim
             picked.append(nxt)
     for _, rec in picked:
         _payload(rec, "event")
@@ -188,13 +200,12 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
         members[f"events/{stem}"] = raw
         members[f"proofs/{stem}"] = pretty({
             "event": event_id(env["stream"], env["version"]), "hash": rec["hash"],
-            "leaf_index": i, "tree_size": cpp["tree_size"],
-            "path": [h.hex() for h in tree.proof(i)]})
+            "leaf_index": i, "tree_size": size,
+            "path": [h.hex() for h in proof(rec)]})
     members[CHECKPOINT] = cp_bytes
-    for _, rec in key_rows:
-        if index.get(rec["hash"], cpp["tree_size"]) < cpp["tree_size"]:
-            p = rec["payload"]
-            members[f"keys/{p['key_id']}.pub"] = (p["public_key"] + "\n").encode("ascii")
+    for _, rec in keys_in:
+        p = rec["payload"]
+        members[f"keys/{p['key_id']}.pub"] = (p["public_key"] + "\n").encode("ascii")
     pp = _payload(policy_rows[0][1], "policy")
     members["policy/" + "/".join(_safe(x) for x in sp["policy_id"].split("/")) + ".toml"] = \
         pp["content"].encode("utf-8")

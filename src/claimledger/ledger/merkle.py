@@ -15,7 +15,7 @@ team's shared vectors, so a clone tests on its own) are the tests.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import IntegrityError
@@ -50,17 +50,36 @@ def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     return node_hash(root_of_leaf_hashes(hashes[:k]), root_of_leaf_hashes(hashes[k:]))
 
 
+#: MTH(D[a:b]) for a subtree of the tree: the stored tiles answer it in O(log n) reads
+#: (ledger/tiles.py), a list of leaf hashes by hashing the slice.
+SubtreeRoot = Callable[[int, int], bytes]
+
+
+def _list_roots(hashes: Sequence[bytes]) -> SubtreeRoot:
+    return lambda a, b: root_of_leaf_hashes(hashes[a:b])
+
+
 def inclusion_proof(index: int, hashes: Sequence[bytes]) -> list[bytes]:
     """PATH(m, D[n]) for leaf ``index`` (0-based) over leaf hashes."""
-    n = len(hashes)
-    if not 0 <= index < n:
-        raise ValueError(f"leaf index {index} outside tree of size {n}")
-    if n == 1:
-        return []
-    k = _split(n)
-    if index < k:
-        return [*inclusion_proof(index, hashes[:k]), root_of_leaf_hashes(hashes[k:])]
-    return [*inclusion_proof(index - k, hashes[k:]), root_of_leaf_hashes(hashes[:k])]
+    return inclusion_path(index, len(hashes), _list_roots(hashes))
+
+
+def inclusion_path(index: int, size: int, root_of: SubtreeRoot) -> list[bytes]:
+    """PATH(index, D[size]) (RFC 9162 section 2.1.3.1) from the roots of its subtrees."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} outside tree of size {size}")
+    path: list[bytes] = []
+    a, b = 0, size
+    while b - a > 1:
+        k = _split(b - a)
+        if index < a + k:
+            path.append(root_of(a + k, b))
+            b = a + k
+        else:
+            path.append(root_of(a, a + k))
+            a += k
+    path.reverse()
+    return path
 
 
 def root_from_inclusion_proof(
@@ -102,20 +121,29 @@ def verify_inclusion(
 
 def consistency_proof(m: int, hashes: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]): RFC 9162 section 2.1.4.1."""
-    n = len(hashes)
-    if not 0 < m <= n:
-        raise ValueError(f"consistency proof needs 0 < {m} <= {n}")
-    return _subproof(m, hashes, True)
+    return consistency_path(m, len(hashes), _list_roots(hashes))
 
 
-def _subproof(m: int, hashes: Sequence[bytes], complete: bool) -> list[bytes]:
-    n = len(hashes)
-    if m == n:
-        return [] if complete else [root_of_leaf_hashes(hashes)]
-    k = _split(n)
-    if m <= k:
-        return [*_subproof(m, hashes[:k], complete), root_of_leaf_hashes(hashes[k:])]
-    return [*_subproof(m - k, hashes[k:], False), root_of_leaf_hashes(hashes[:k])]
+def consistency_path(m: int, size: int, root_of: SubtreeRoot) -> list[bytes]:
+    """PROOF(m, D[size]) (RFC 9162 section 2.1.4.1) from the roots of its subtrees."""
+    if not 0 < m <= size:
+        raise ValueError(f"consistency proof needs 0 < {m} <= {size}")
+    path: list[bytes] = []
+    a, b, complete = 0, size, True
+    while m != b - a:
+        k = _split(b - a)
+        if m <= k:
+            path.append(root_of(a + k, b))
+            b = a + k
+        else:
+            path.append(root_of(a, a + k))
+            m -= k
+            a += k
+            complete = False
+    if not complete:
+        path.append(root_of(a, b))
+    path.reverse()
+    return path
 
 
 def verify_consistency(

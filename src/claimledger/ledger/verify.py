@@ -53,6 +53,7 @@ from .canonical import canonical
 from .envelope import GENESIS, event_id, payload_digest, stream_uuid
 from .signing import key_id as compute_key_id
 from .signing import verify_signature
+from .tiles import TileCheck
 
 CHECKPOINT_TYPE = "Ledger.Checkpointed"
 ERASED_TYPE = "Family.Erased"
@@ -106,6 +107,8 @@ class VerifyResult:
     unchecked_payloads: int = 0
     erased_streams: list[str] = field(default_factory=list)
     failure: Failure | None = None
+    #: leaves the stored Merkle tiles hold, each checked against the events (0: none yet)
+    tiles: int = 0
 
     @property
     def ok(self) -> bool:
@@ -129,6 +132,7 @@ class VerifyResult:
             "unsealed_events": self.unsealed,
             "unchecked_payloads": self.unchecked_payloads,
             "erased": sorted(self.erased_streams),
+            "tiles": self.tiles,
             "failure": None if self.failure is None else {
                 "position": self.failure.position,
                 "event": self.failure.event,
@@ -416,8 +420,9 @@ class Combiner:
     """
 
     def __init__(self, *, trusted_keys: Sequence[bytes] = (),
-                 witness: dict[str, Any] | None = None):
+                 witness: dict[str, Any] | None = None, tiles: TileCheck | None = None):
         self.trusted_keys = trusted_keys
+        self.tiles = tiles
         self.witness = witness
         self.res = VerifyResult()
         #: stream -> (version, hash) of its last event
@@ -511,6 +516,7 @@ class Combiner:
         res.events = count
         res.streams = len(self.heads)
         res.unsealed = count - self.sealed_through
+        res.tiles = self.tiles.size if self.tiles is not None else 0
         pos = self.last_position
         ev_name = event_id(*self.last_event) if count and self.last_event else "?"
         active = self.active_key
@@ -533,6 +539,8 @@ class Combiner:
                 f"the ledger holds {res.events} events and its last checkpoint covers "
                 f"{res.last_checkpoint_size}",
             )
+        elif self.tiles is not None and (bad := self.tiles.finish(count)) is not None:
+            res.failure = Failure(bad[0], "merkle tiles", bad[1], bad[2])
         return res
 
     # --- inside ---------------------------------------------------------------------------
@@ -568,6 +576,8 @@ class Combiner:
         if a >= b:
             return
         tree, leaves = self.tree, rc.leaves
+        if self.tiles is not None:
+            self.tiles.feed(leaves[32 * a:32 * b], rc.positions[a:b])
         stack, snapshots = tree.stack, tree.snapshots
         pop, push = stack.pop, stack.append
         size = self.size
@@ -638,6 +648,7 @@ def verify_rows(
     opener: Opener | None = None,
     digest: SealedDigest | None = None,
     chunk: int | None = None,
+    tiles: TileCheck | None = None,
 ) -> VerifyResult:
     """Check ``rows`` (in ledger order; :class:`Row` s, or (position, originator id, version,
     state) tuples, whose topics are then not checked). ``trusted_keys``: raw Ed25519 public keys the
@@ -648,9 +659,10 @@ def verify_rows(
     digest (see :data:`SealedDigest`); with neither, sealed payloads are counted, not checked.
 
     The rows are checked ``chunk`` (default :data:`CHUNK`) at a time (:func:`check_range`)
-    and folded in order (:class:`Combiner`): one range in memory at a time."""
+    and folded in order (:class:`Combiner`): one range in memory at a time. ``tiles``: the
+    stored Merkle tiles' check, fed every leaf (a mismatch is an *edited* finding)."""
     chunk = chunk or CHUNK
-    combiner = Combiner(trusted_keys=trusted_keys, witness=witness)
+    combiner = Combiner(trusted_keys=trusted_keys, witness=witness, tiles=tiles)
     it = _range_rows(rows)
     with collector_paused():
         while True:
