@@ -33,7 +33,7 @@ from .ledger.tiles import TileBuilder, TileCheck
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
-from .store.events import StreamReads
+from .store.events import ClaimEventReads, StreamReads
 from .store.location import check_server
 from .store.tiles import TILES_TABLE, TileStore
 from .store.writer import WriterTransaction
@@ -125,9 +125,10 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self.keystore = KeyStore(self)
         self.tiles = TileStore(self.recorder.datastore,  # type: ignore[attr-defined]
                                location.backend == "sqlite")
-        self.streams = StreamReads(self.recorder.datastore,  # type: ignore[attr-defined]
-                                   self.recorder.events_table_name,  # type: ignore[attr-defined]
-                                   location.backend == "sqlite")
+        rec: Any = self.recorder
+        sqlite = location.backend == "sqlite"
+        self.streams = StreamReads(rec.datastore, rec.events_table_name, sqlite)
+        self.claim_events = ClaimEventReads(rec.datastore, rec.events_table_name, sqlite)
         #: What ingest keeps between the files of one command (the member index).
         self.ingest_cache: dict[str, Any] = {}
         self.mapper.keys = self.keystore  # type: ignore[attr-defined]
@@ -344,6 +345,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
             with self.writing() as w:
                 self.keystore.create_table(w)
                 self.tiles.create(w)
+                self.claim_events.create(w)
                 led = Ledger.initialise(
                     self.context(), ledger_id=ledger_id, authority=authority,
                     public_key=pub.hex(), key_id=signing.key_id(pub),
@@ -382,6 +384,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                     f"ledger's active signing key {led.active_key_id[:16]}…"
                 )
             last = led.last_checkpoint
+            self.claim_events.create(w)  # on a ledger written before the index existed
             frontier, last_position, built = self.grow_tiles(w, last)
             if last is not None and frontier.size == last["tree_size"]:
                 return {"sealed": False, "tree_size": frontier.size, "root": last["root"],

@@ -296,6 +296,7 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
         with app.new_writer() as w:
             app.keystore.create_table(w)
             app.tiles.create(w)
+            app.claim_events.create(w)
             _load(src, w, info.sha256)
             app.grow_tiles(w, None)  # the tree's tiles, for proofs from the first bundle on
             if location.backend == "postgres":

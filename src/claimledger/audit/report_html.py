@@ -87,18 +87,10 @@ def _position(app: LedgerApp, event_hash: str) -> int | None:
     """The ledger position of the claim's Submitted event (a topic-filtered read)."""
     from eventsourcing.utils import get_topic
 
-    from ..persistence import checked_record
+    from .claims import claim_records
 
-    topic = get_topic(Claim.Submitted)
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[topic])
-        if not page:
-            return None
-        for n in page:
-            if checked_record(n.topic, n.state)["hash"] == event_hash:
-                return int(n.id)
-        start = page[-1].id + 1
+    return next((position for position, rec in claim_records(app, [get_topic(Claim.Submitted)])
+                 if rec["hash"] == event_hash), None)
 
 
 def _summary(typ: str, p: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from eventsourcing.utils import get_topic
 
 from ..domain.claim import OPEN_STATES, Claim, SpotCheckSample
 from ..errors import UsageError
-from ..persistence import checked_record
+from .claims import claim_records
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -86,21 +86,14 @@ def population(app: LedgerApp, *, stop: int | None = None, from_on: date | None 
     """Standing claims submitted at ledger positions up to ``stop``, by claimed_on range."""
     claimed: dict[str, str] = {}
     status: dict[str, str] = {}
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, stop=stop, topics=_LIFECYCLE)
-        if not page:
-            break
-        for n in page:
-            rec = checked_record(n.topic, n.state)
-            cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
-            typ = rec["envelope"]["type"]
-            if typ == "Claim.Submitted":
-                claimed[cid] = (rec.get("payload") or {}).get("claimed_on", "")
-                status[cid] = "submitted"
-            else:
-                status[cid] = _STATUS[typ]
-        start = page[-1].id + 1
+    for _, rec in claim_records(app, list(_LIFECYCLE), stop=stop):
+        cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
+        typ = rec["envelope"]["type"]
+        if typ == "Claim.Submitted":
+            claimed[cid] = (rec.get("payload") or {}).get("claimed_on", "")
+            status[cid] = "submitted"
+        else:
+            status[cid] = _STATUS[typ]
     lo = from_on.isoformat() if from_on else ""
     hi = to_on.isoformat() if to_on else "9999-12-31"
     return sorted(cid for cid, on in claimed.items()
@@ -109,14 +102,7 @@ def population(app: LedgerApp, *, stop: int | None = None, from_on: date | None 
 
 def _drawn(app: LedgerApp) -> list[tuple[int, dict[str, Any]]]:
     """(position, record) of every sample drawn, in ledger order."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[_DRAWN])
-        if not page:
-            return out
-        out.extend((n.id, checked_record(n.topic, n.state)) for n in page)
-        start = page[-1].id + 1
+    return list(claim_records(app, [_DRAWN]))
 
 
 def draw(app: LedgerApp, rate: str, seed: int, *, from_on: date | None = None,
@@ -208,18 +194,11 @@ def record(app: LedgerApp, claim_id: str, result: str, reason: str,
 def list_samples(app: LedgerApp) -> list[dict[str, Any]]:
     """Every sample with the spot-check results recorded against it so far."""
     results: dict[str, dict[str, list[str]]] = {}
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[_CHECKED])
-        if not page:
-            break
-        for n in page:
-            rec = checked_record(n.topic, n.state)
-            p = rec.get("payload") or {}
-            cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
-            results.setdefault(p.get("sample_id") or "", {}).setdefault(cid, []).append(
-                p.get("result", "?"))
-        start = page[-1].id + 1
+    for _, rec in claim_records(app, [_CHECKED]):
+        p = rec.get("payload") or {}
+        cid = rec["envelope"]["stream"].removeprefix(Claim.STREAM_PREFIX + "/")
+        results.setdefault(p.get("sample_id") or "", {}).setdefault(cid, []).append(
+            p.get("result", "?"))
     out = []
     for _, rec in _drawn(app):
         p = rec["payload"]
