@@ -14,15 +14,11 @@ from claimledger.audit.claims import claim_ids
 from claimledger.store.events import CLAIM_INDEX
 from conftest import RawDB
 from county import County
-from test_bundle import family
+from test_merkle_tiles import claimed
 
 
 def county_with_claims(tmp_path: Path, run, db_url: str) -> County:
-    c = County(tmp_path, run, db=db_url)
-    c.init("Worcestershire")
-    for k, ref in enumerate(("W-5", "W-6", "W-7")):
-        c.ingest(family(ref, 5), now=f"2016-03-20T10:0{k}:00Z")
-    c.cli("claim", "submit", "W-5", "--on", "2016-03-31", now="2016-04-02T09:00:00Z")
+    c = claimed(tmp_path, run, db_url)
     c.cli("claim", "submit", "W-7", "--on", "2016-03-31", now="2016-04-02T09:01:00Z")
     return c
 
