@@ -24,7 +24,7 @@ from ..errors import UsageError
 from ..evaluate.decide import ESSENTIAL_NAMES
 from ..policy.model import Policy
 from . import spotcheck
-from .reasons import outcome_findings, problem_sentence, sentence
+from .reasons import counted, outcome_findings, problem_sentence, sentence
 from .report_html import (
     claim_report,
     employment_body,
@@ -71,17 +71,18 @@ def eligible(data: dict[str, Any]) -> Answer:
     policy: Policy = data["policy"]
     dec, ev = data["explained"]["decision"], data["evidence"]
     rule = policy.eligibility
-    counted = [p for p in dec.get("problems", []) if p.get("stage") in rule.stages
-               and (rule.problems is None or p["problem"] in rule.problems)]
+    problems = [p for p in dec.get("problems", []) if p.get("stage") in rule.stages
+                and (rule.problems is None or p["problem"] in rule.problems)]
     titles = "; ".join(f"{p.get('title') or p['problem']} ({', '.join(p['indicators'])})"
-                       for p in counted)
-    lines = [sentence(f"{len(counted)} headline problem{'s' if len(counted) != 1 else ''} "
-                      f"evidenced at {' or '.join(rule.stages)}: {titles or 'none'}"),
+                       for p in problems)
+    stages = " or ".join(rule.stages)
+    lines = [sentence(f"{counted(len(problems), 'headline problem')} evidenced at {stages}: "
+                      f"{titles or 'none'}"),
              sentence(f"The policy needs at least {rule.min_problems}")]
     if ev.identified_on:
         lines.insert(0, sentence(f"Identified on {ev.identified_on}"))
     registered = [eid for eid, r in data["records"].items() if r["type"] == "Family.Registered"]
-    ids = registered[:1] + [i for p in counted for i in p.get("evidence", [])]
+    ids = registered[:1] + [i for p in problems for i in p.get("evidence", [])]
     in_force = policy.in_force(_on(data))
     if not in_force:
         lines.append(sentence(f"The policy is not in force on {_on(data)} ({policy.period()})"))
@@ -261,8 +262,8 @@ def index_page(sample: dict[str, Any], rows: list[dict[str, Any]], rederived: di
         ("Rate and seed", e(f"rate {sample['rate']}, seed {sample['seed']}"
                             + (f", stratified by {sample['stratify']}"
                                if sample["stratify"] else ""))),
-        ("Population", e(f"{sample['population']} standing claims ({window})")),
-        ("Chosen", e(f"{len(sample['chosen'])} claims")),
+        ("Population", e(f"{counted(sample['population'], 'standing claim')} ({window})")),
+        ("Chosen", e(counted(len(sample["chosen"]), "claim"))),
         ("Re-derived", mark(rederived["ok"], "same population, same claims",
                             "DIFFERS: " + "; ".join(rederived["reasons"]))),
     ]))
@@ -280,7 +281,7 @@ def index_page(sample: dict[str, Any], rows: list[dict[str, Any]], rederived: di
     p.append("</tbody></table>")
     p.append('<p class="note">Each claim has its own page: open it and print it (A4). The '
              "pages use nothing outside this folder.</p>")
-    p.append(foot(f"Spot check {e(sample['sample_id'])} · {len(rows)} claims"))
+    p.append(foot(f"Spot check {e(sample['sample_id'])} · {counted(len(rows), 'claim')}"))
     return "\n".join(p)
 
 
@@ -303,7 +304,8 @@ def build(app: LedgerApp, sample_id: str) -> tuple[dict[str, str], list[dict[str
         pages[name], found = claim_page(data, sample, "index.html")
         ex = data["explained"]
         rows.append({"claim_id": cid, "family_ref": ex["family_ref"], "route": ex["route"],
-                     "payment": payment_text(data).split(" (", 1)[0], "file": name,
+                     "payment": f"£{ex['amount']}" if ex.get("amount") else "none stated",
+                     "file": name,
                      "answers": [a.yes for a in found], "result": sample["results"].get(cid),
                      "evidence": sorted({i for a in found for i in a.evidence})})
     pages["index.html"] = index_page(sample, rows, rederived, iso_utc(app.settings.clock()))

@@ -44,7 +44,8 @@ class Finding:
     children: tuple[Finding, ...] = ()
 
 
-def _count(n: int, word: str) -> str:
+def counted(n: int, word: str) -> str:
+    """``1 outcome``, ``3 outcomes``."""
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
@@ -99,10 +100,10 @@ def problem_sentence(policy: Policy, problem: dict[str, Any]) -> str:
     if not outcomes:
         return sentence(plain(problem.get("reason", "")))
     if rule == "any_outcome":
-        head = f"Any one of its {_count(len(outcomes), 'outcome')} is enough"
+        head = f"Any one of its {counted(len(outcomes), 'outcome')} is enough"
         tail = f"met by {_list(met)}" if met else "none is met"
     elif rule == "all_outcomes":
-        head = f"All {_count(len(outcomes), 'outcome')} must be met"
+        head = f"All {counted(len(outcomes), 'outcome')} must be met"
         tail = "every one is met" if not unmet else f"{_list(unmet)} not met"
     else:
         head = "Each indicator recorded for the family must be answered by a met outcome"
