@@ -59,9 +59,8 @@ def answers_on(page: str) -> dict[int, tuple[str, list[str]]]:
     return found
 
 
-def in_ledger(c: County, event: str) -> bool:
+def in_ledger(app: Any, event: str) -> bool:
     stream, version = event.rsplit("#", 1)
-    app = open_app(Settings(db=c.db, key_dir=c.keys))
     return any(rec["envelope"]["version"] == int(version)
                for _, rec in app.stream_records(stream))
 
@@ -102,6 +101,7 @@ def test_each_claim_page_answers_the_three_questions_and_prints_on_three_a4_page
         assert f'href="{Path(row["file"]).name}"' in index and row["claim_id"] in text
     assert "upheld" in text and "not yet recorded" in text
 
+    app = open_app(Settings(db=c.db, key_dir=c.keys))
     for row in made["claims"]:
         page = Path(row["file"]).read_text(encoding="utf-8")
         plain = words(page)
@@ -111,12 +111,13 @@ def test_each_claim_page_answers_the_three_questions_and_prints_on_three_a4_page
         assert sorted(answers) == [1, 2, 3]
         for n, (yes, ids) in answers.items():
             assert yes == "yes" and ids, (row["claim_id"], n)
-            assert all(in_ledger(c, i) for i in ids), ids
+            assert all(in_ledger(app, i) for i in ids), ids
         assert set(row["evidence"]) == {i for _, ids in answers.values() for i in ids}
         assert "Eligibility: 000_2f8d70799385332e.txt, section Summary of principles" in plain
         assert "Sealed under checkpoint ledger/main#" in plain
         assert "Hashes in full" in plain
         assert a4_pages(printed(Path(row["file"]), tmp_path)) <= 3, row["claim_id"]
+    app.close()
 
     employment = words(Path(made["claims"][0]["file"]).read_text(encoding="utf-8"))
     assert "The claim rests on the employment route" in employment
