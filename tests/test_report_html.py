@@ -97,14 +97,14 @@ def test_the_page_renders_in_headless_chromium_with_the_decision(report, tmp_pat
     for p in dec["problems"]:
         assert p["title"] in dom
         for o in p["outcomes"]:
-            assert o["reason"] in dom, o["id"]
+            assert o["title"] in dom, o["id"]
     assert f"Evidence ({len(dec['evidence'])} records)" in dom
     for h in explained["history"][:1]:
-        assert h["hash"] in dom  # the claim event's hash, under the checkpoint
-    for lane in ("Attendance · W-1-C1", "Incidents · W-1-A1", "Employment · W-1-A1",
+        assert h["hash"] in dom  # the claim event's hash, in the appendix
+    for lane in ("Absence · W-1-C1", "Incidents · W-1-A1", "Employment · W-1-A1",
                  "Care status · W-1-C1", "review window 2015-04-11..2016-03-31"):
         assert lane in dom, lane
-    assert "route: progress at submission, employment today" in dom
+    assert "Route: progress at submission, employment today" in dom
     assert "upheld: school letters confirm attendance" in dom
     assert "Signed checkpoint" in dom and explained["policy_sha256"] in dom
 
@@ -113,3 +113,34 @@ def test_the_page_renders_in_headless_chromium_with_the_decision(report, tmp_pat
     assert printed.startswith(b"%PDF")
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 (\d+)[.\d]* (\d+)", printed)
     assert boxes and all((int(w), int(h)) in ((594, 841), (595, 842)) for w, h in boxes)
+
+
+def test_the_page_reads_in_plain_words_with_short_hashes_and_a_legend(report):
+    """What a person reads on paper: each test of an outcome as a sentence with its numbers
+    (not the machine string), absence called absence, every mark of the timeline explained,
+    hashes short in the body and whole, once, in the appendix, and the amount or why there is
+    none. Tall cards may break across pages (no half-empty pages)."""
+    _, page, explained = report
+    text = page.read_text(encoding="utf-8")
+    dom = _text(text)
+    for raw in ("any of (", "all of (", "[not met]", "[met]", "status_step_down:",
+                "threshold <", "Attendance ·"):
+        assert raw not in dom, raw
+    assert ("School attendance : every school-age child passes: W-1-C1 absence 5.00% "
+            "(15/300 sessions) over 2015-04-11 to 2016-03-24, needs under 15%") in dom
+    assert "Any one of 2 tests is enough : none passes" in dom
+    assert "5.0% absent" in dom
+    for mark in ("review window", "baseline before attachment", "school absence per term",
+                 "asb incident", "CIN (child in need)", "indicator recorded",
+                 "lead worker's judgement", "attestation",
+                 "outlined: a record the decision rests on", "identified", "attached",
+                 "review date (claimed on)"):
+        assert mark in dom, mark
+    body, appendix = text.split('<h2 id="hashes">', 1)
+    for h in [explained["policy_sha256"], explained["history"][0]["hash"]]:
+        assert h not in _text(body) and _text(appendix).count(h) == 1 and h[:12] + "…" in body
+    assert ("none recorded: the registered policy worcestershire/stronger-families-2015-16 "
+            "states no payment rates") in dom
+    css = text.split("<style>", 1)[1].split("</style>", 1)[0]
+    problem_rules = re.findall(r"\.problem\s*\{[^}]*\}", css)
+    assert problem_rules and not any("avoid" in r for r in problem_rules)

@@ -133,6 +133,26 @@ def spotcheck_verify(settings: Settings, sample_id: str, as_json: bool) -> None:
         _fail(r["reasons"], as_json)
 
 
+@spotcheck.command("casefile")
+@click.argument("sample_id")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The folder to write (new or empty): index.html and one page a claim.")
+@json_option
+@pass_settings
+def spotcheck_casefile(settings: Settings, sample_id: str, out: Path, as_json: bool) -> None:
+    """Write the sample's case file: each claim's page answers the three spot-check
+    questions with its evidence and the policy clause (self-contained HTML, prints on A4)."""
+    from .audit.casefile import write_casefile
+
+    r = write_casefile(open_app(settings), sample_id, out)
+    emit(r, as_json, lambda r: (
+        f"{r['index']}: case file for sample {r['sample_id']}, {len(r['claims'])} claims\n"
+        + "\n".join(f"  {c['claim_id']:<32} "
+                     + " ".join(f"{n}:{'yes' if a else 'no'}"
+                                for n, a in enumerate(c["answers"], 1))
+                     + f"  {Path(c['file']).name}" for c in r["claims"])))
+
+
 # --- evidence bundles -----------------------------------------------------------------------------
 @cli.command("bundle")
 @click.argument("claim_id")

@@ -10,21 +10,19 @@ links to anything outside the page, so it can be archived and printed as it is.
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
 from ..domain.base import iso_utc
 from ..domain.claim import Claim
 from ..evaluate.service import family_records
 from ..evaluate.timeline import select_evidence
 from ..ledger.envelope import event_id
-from ..policy.dates import months_before
-from ..policy.evidence import FamilyEvidence
-from ..policy.model import Policy, leaves
+from ..policy.model import Policy
 from . import claims
+from .reasons import measure_findings, outcome_findings, plain, problem_sentence, sentence
+from .report_style import Hashes, e, foot, head, mark
+from .timeline_svg import percent, review_windows, timeline_legend, timeline_svg
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -37,15 +35,6 @@ TYPE_LABEL = {
     "Family.ScoreRecorded": "score", "Family.JudgementRecorded": "judgement",
     "Family.AttestationRecorded": "attestation", "Family.Corrected": "correction",
 }
-INCIDENT_COLOUR = {
-    "proven_offence": "#8b1a1a", "asb_incident": "#d9731a", "asb_intervention": "#b35900",
-    "police_callout": "#6a3d9a", "domestic_callout": "#a6367a", "missing_episode": "#1f5fa8",
-    "ae_attendance": "#1b7f79",
-}
-CARE_COLOUR = {"lac": "#7f1d1d", "cp": "#c0392b", "cin": "#e67e22", "early_help": "#e9c46a"}
-EMPLOYMENT_COLOUR = {"benefit_claim": "#9aa0a6", "employment": "#2e7d32"}
-OTHER_EMPLOYMENT = "#4a78b5"
-
 
 # --- gathering (reads the ledger) --------------------------------------------------------------
 def claim_report(app: LedgerApp, claim_id: str) -> dict[str, Any]:
@@ -79,8 +68,9 @@ def claim_report(app: LedgerApp, claim_id: str) -> dict[str, Any]:
                                                       "hash": "", "summary": ""})}
                      for eid in explained["decision"].get("evidence", [])]
     return {"explained": explained, "evidence": evidence, "policy": policy,
-            "evidence_rows": evidence_rows, "submitted_hash": submitted["hash"],
-            "checkpoint": checkpoint, "generated_at": iso_utc(app.settings.clock())}
+            "evidence_rows": evidence_rows, "records": by_id,
+            "submitted_hash": submitted["hash"], "checkpoint": checkpoint,
+            "generated_at": iso_utc(app.settings.clock())}
 
 
 def _position(app: LedgerApp, event_hash: str) -> int | None:
@@ -110,7 +100,7 @@ def _summary(typ: str, p: dict[str, Any]) -> str:
     if t == "AttendanceRecorded":
         return (f"{p.get('member_ref')}: {p.get('term_start')}..{p.get('term_end')} absent "
                 f"{p.get('sessions_absent')}/{p.get('sessions_possible')} sessions "
-                f"({_pct(p.get('sessions_absent', 0), p.get('sessions_possible', 0))}), "
+                f"({percent(p.get('sessions_absent', 0), p.get('sessions_possible', 0))}), "
                 f"{p.get('fixed_term_exclusions') or 0} exclusions, {p.get('setting')}")
     if t == "IncidentRecorded":
         serious = ", serious" if p.get("serious") else ""
@@ -142,497 +132,330 @@ def _version(eid: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _pct(part: int, whole: int) -> str:
-    """A percentage to one decimal place, integer arithmetic, half up."""
-    if not whole:
-        return "n/a"
-    tenths = (part * 2000 + whole) // (2 * whole)
-    return f"{tenths // 10}.{tenths % 10}%"
+
+# --- the sections (pure: from claim_report's data) ----------------------------------------------
+def as_of(data: dict[str, Any]) -> date:
+    return date.fromisoformat(data["explained"]["claimed_on"])
 
 
-# --- the timeline --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Window:
-    start: date  # exclusive, as every measure counts
-    end: date
-    label: str
+def record_rows(data: dict[str, Any], ids: list[str], hashes: Hashes,
+                caption: str = "") -> str:
+    """A table of records by event id: kind, what it says, when recorded, short hash."""
+    recs = data["records"]
+    kinds = list(TYPE_LABEL)
+
+    def order(eid: str) -> tuple[int, int]:
+        t = recs.get(eid, {}).get("type", "")
+        return (kinds.index(t) if t in kinds else len(kinds), _version(eid))
+
+    out = [f"<table>{caption}<thead><tr><th>Record</th><th>Kind</th><th>What it says</th>"
+           "<th>Recorded</th><th>Hash</th></tr></thead><tbody>"]
+    for eid in sorted(dict.fromkeys(ids), key=order):
+        r = recs.get(eid, {"type": "?", "recorded_at": "", "hash": "", "summary": ""})
+        out.append(f'<tr><td class="mono nw">{e(eid)}</td>'
+                   f'<td>{e(TYPE_LABEL.get(r["type"], r["type"]))}</td>'
+                   f'<td>{e(r["summary"])}</td>'
+                   f'<td class="mono nw">{e(r["recorded_at"][:10])}</td>'
+                   f'<td>{hashes.short(r["hash"], eid)}</td></tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
-def review_windows(policy: Policy, decision: dict[str, Any], evidence: FamilyEvidence,
-                   as_of: date) -> tuple[Window | None, Window | None]:
-    """The widest window the decided outcomes look back over from the review date, and the
-    widest baseline window before attachment (incident reductions), from the policy's own
-    parameters in force on the review date."""
-    starts: list[date] = []
-    baseline: list[int] = []
-    for problem in decision.get("problems", []):
-        for o in problem.get("outcomes", []):
-            outcome = policy.outcome(o["id"])
-            if outcome is None:
-                continue
-            for leaf in leaves(outcome.measure):
-                params = leaf.resolved(as_of)
-                for name in ("months", "window_months", "within_months"):
-                    if isinstance(params.get(name), int):
-                        starts.append(months_before(as_of, params[name]))
-                if isinstance(params.get("baseline_months"), int):
-                    baseline.append(params["baseline_months"])
-                if leaf.kind in ("attendance", "exclusions") and isinstance(
-                        params.get("terms"), int):
-                    by_child: dict[str, list[date]] = {}
-                    for t in evidence.attendance:
-                        if t.term_end <= as_of:
-                            by_child.setdefault(t.member_ref, []).append(t.term_start)
-                    for term_starts in by_child.values():
-                        latest = sorted(term_starts)[-params["terms"]:]
-                        starts.append(latest[0] - timedelta(days=1))
-    review = Window(min(starts), as_of, "review window") if starts else None
-    base = None
-    if baseline and evidence.attachment is not None:
-        attached = evidence.attachment.attached_on
-        base = Window(months_before(attached, max(baseline)), attached, "baseline")
-    return review, base
+def clause(policy: Policy, section: str | None, what: str = "") -> str:
+    """Where the rule is written: the source document and the section the policy cites."""
+    where = f"{e(policy.source.document)}, section {e(section)}" if section else \
+        f"{e(policy.source.document)}"
+    lead = f"{e(what)}: " if what else ""
+    return (f'<p class="clause">{lead}<b>Policy clause</b> {where} '
+            f'<span class="note">({e(policy.id)})</span></p>')
 
 
-class _Scale:
-    X0, X1 = 200, 990
-
-    def __init__(self, start: date, end: date):
-        self.start, self.end = start, end
-        self.days = max((end - start).days, 1)
-
-    def x(self, d: date) -> int:
-        d = min(max(d, self.start), self.end)
-        return self.X0 + (d - self.start).days * (self.X1 - self.X0) // self.days
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def timeline_svg(evidence: FamilyEvidence, as_of: date, review: Window | None,
-                 baseline: Window | None, used: set[str]) -> str:
-    """An inline SVG of the family's records around attachment and the review window."""
-    anchors = [as_of] + [d for d in (
-        evidence.identified_on, evidence.attachment.attached_on if evidence.attachment else None,
-        review.start if review else None, baseline.start if baseline else None) if d]
-    records = ([t.term_start for t in evidence.attendance]
-               + [i.occurred_on for i in evidence.incidents]
-               + [s.start_on for s in evidence.employment]
-               + [s.start_on for s in evidence.care_status])
-    # around attachment and the review window: six months before the earliest of them, or
-    # from the first record if that is later; older records are cut at the left edge
-    first = max(min(records + anchors), months_before(min(anchors), 6))
-    start = date(first.year, first.month, 1)
-    end_month = as_of.month % 12 + 1
-    end = date(as_of.year + (as_of.month == 12), end_month, 1)
-    sc = _Scale(start, end)
-
-    lanes: list[tuple[str, list[str]]] = []
-    kids = [m.ref for m in evidence.members if m.role == "child"]
-    refs = [m.ref for m in evidence.members]
-
-    def bar(a: date, b: date | None, y: int, fill: str, title: str, label: str = "",
-            outline: bool = False, light: bool = False) -> str:
-        x1, x2 = sc.x(a), sc.x(b or sc.end)
-        w = max(x2 - x1, 2)
-        stroke = ' stroke="#111" stroke-width="1.5"' if outline else ""
-        text = ""
-        if label and w > 7 * len(label):
-            colour = "#111" if light else "#fff"
-            text = (f'<text x="{x1 + w // 2}" y="{y + 17}" text-anchor="middle" '
-                    f'class="in" fill="{colour}">{_e(label)}</text>')
-        return (f'<rect x="{x1}" y="{y + 4}" width="{w}" height="18" rx="2" fill="{fill}"'
-                f'{stroke}><title>{_e(title)}</title></rect>{text}')
-
-    for ref in kids:
-        terms = [t for t in evidence.attendance if t.member_ref == ref]
-        if terms:
-            items = []
-            for t in sorted(terms, key=lambda t: t.term_start):
-                share = t.sessions_absent * 100 // max(t.sessions_possible, 1)
-                shade = max(235 - share * 6, 60)
-                fill = f"rgb({shade},{shade},{min(shade + 20, 255)})"
-                pct = _pct(t.sessions_absent, t.sessions_possible)
-                items.append(("bar", t.term_start, t.term_end, fill,
-                              f"{ref} {t.term_start}..{t.term_end}: absent {pct}, "
-                              f"{t.fixed_term_exclusions} exclusions ({t.event_id})",
-                              pct, t.event_id in used, shade > 150))
-            lanes.append((f"Attendance · {ref}", items))  # type: ignore[arg-type]
-    for ref in refs:
-        incs = [i for i in evidence.incidents if i.member_ref == ref]
-        if incs:
-            lanes.append((f"Incidents · {ref}", [("dot", i) for i in incs]))  # type: ignore[misc]
-    for ref in refs:
-        spells = [s for s in evidence.employment if s.member_ref == ref]
-        if spells:
-            lanes.append((f"Employment · {ref}", [  # type: ignore[arg-type]
-                ("bar", s.start_on, s.end_on,
-                 EMPLOYMENT_COLOUR.get(s.kind, OTHER_EMPLOYMENT),
-                 f"{ref}: {s.kind}{' ' + s.benefit if s.benefit else ''} {s.start_on}.."
-                 f"{s.end_on or 'open'} ({s.event_id})",
-                 s.benefit or s.kind.replace("_", " "), s.event_id in used, False)
-                for s in sorted(spells, key=lambda s: s.start_on)]))
-    for ref in refs:
-        spells = [s for s in evidence.care_status if s.member_ref == ref]
-        if spells:
-            lanes.append((f"Care status · {ref}", [  # type: ignore[arg-type]
-                ("bar", s.start_on, s.end_on, CARE_COLOUR.get(s.status, "#888"),
-                 f"{ref}: {s.status} {s.start_on}..{s.end_on or 'open'} ({s.event_id})",
-                 s.status.replace("_", " ").upper(), s.event_id in used,
-                 s.status == "early_help")
-                for s in sorted(spells, key=lambda s: s.start_on)]))
-    marks = ([("tri", i.observed_on, f"indicator {i.problem}/{i.indicator} ({i.stage})")
-              for i in evidence.indicators]
-             + [("dia", j.judged_on, f"judgement by {j.practitioner}") for j in
-                evidence.judgements]
-             + [("sq", a.attested_on, f"attestation {a.outcome} by {a.practitioner}")
-                for a in evidence.attestations])
-    if marks:
-        lanes.append(("Practitioner records", marks))  # type: ignore[arg-type]
-
-    windows = [w for w in (review, baseline) if w is not None]
-    for w in reversed(windows):
-        lanes.insert(0, (w.label.capitalize(), [  # type: ignore[arg-type]
-            ("window", w, "#c9d3de" if w is baseline else "#9cc3ea")]))
-    top, lane_h = 58, 28
-    height = top + lane_h * max(len(lanes), 1) + 64
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1020 {height}" '
-           f'role="img" aria-labelledby="tl-title" class="timeline">',
-           '<title id="tl-title">Timeline of the family\'s records</title>',
-           f'<rect x="0" y="0" width="1020" height="{height}" fill="#fff"/>']
-    bottom = top + lane_h * max(len(lanes), 1)
-    if review is not None:
-        x1, x2 = sc.x(review.start), sc.x(review.end)
-        shade_top = top + lane_h * len(windows)
-        out.append(f'<rect x="{x1}" y="{shade_top}" width="{max(x2 - x1, 1)}" '
-                   f'height="{bottom - shade_top}" fill="#eef5fc"/>')
-    # month grid, and labels every quarter (every year on a long view)
-    months = (end.year - start.year) * 12 + end.month - start.month
-    label_every, line_every = (3, 1) if months <= 40 else (12, 3)
-    d = start
-    while d <= end:
-        x = sc.x(d)
-        major = (d.month - 1) % label_every == 0
-        if major or (d.month - 1) % line_every == 0:
-            out.append(f'<line x1="{x}" y1="{top - 6}" x2="{x}" y2="{bottom}" '
-                       f'stroke="{"#c8ced6" if major else "#eef0f3"}" stroke-width="1"/>')
-        if major:
-            text = f"{d.year}-{d.month:02d}" if label_every < 12 else str(d.year)
-            out.append(f'<text x="{x}" y="{bottom + 14}" text-anchor="middle" class="small">'
-                       f'{text}</text>')
-        d = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
-    if start > min(records + anchors):
-        out.append(f'<text x="{sc.X0}" y="{bottom + 30}" class="small">◂ records before '
-                   f'{start.isoformat()} are cut at the left edge</text>')
-    for i, (label, items) in enumerate(lanes):
-        y = top + i * lane_h
-        out.append(f'<text x="6" y="{y + 18}" class="lane">{_e(label)}</text>')
-        out.append(f'<line x1="{sc.X0}" y1="{y + lane_h - 1}" x2="{sc.X1}" y2="{y + lane_h - 1}" '
-                   'stroke="#f0f2f5"/>')
-        for item in items:
-            kind = item[0]
-            if kind == "bar":
-                _, a, b, fill, title, lab, outline, light = item  # type: ignore[misc]
-                out.append(bar(a, b, y, fill, title, lab, outline, light))
-            elif kind == "window":
-                _, w, fill = item  # type: ignore[misc]
-                x1, x2 = sc.x(w.start + timedelta(days=1)), sc.x(w.end)
-                text = f"{(w.start + timedelta(days=1)).isoformat()}..{w.end.isoformat()}"
-                out.append(f'<rect x="{x1}" y="{y + 4}" width="{max(x2 - x1, 2)}" height="18" '
-                           f'rx="2" fill="{fill}"><title>{_e(w.label)} {text}</title></rect>')
-                if x2 - x1 > 7 * len(text):
-                    out.append(f'<text x="{(x1 + x2) // 2}" y="{y + 17}" text-anchor="middle" '
-                               f'class="in">{text}</text>')
-                elif x1 - sc.X0 > 7 * len(text):
-                    out.append(f'<text x="{x1 - 4}" y="{y + 17}" text-anchor="end" '
-                               f'class="in">{text}</text>')
-                else:
-                    out.append(f'<text x="{x2 + 4}" y="{y + 17}" class="in">{text}</text>')
-            elif kind == "dot":
-                inc = item[1]  # type: ignore[misc]
-                x = sc.x(inc.occurred_on)
-                colour = INCIDENT_COLOUR.get(inc.kind, "#555")
-                ring = ' stroke="#111" stroke-width="1.5"' if inc.event_id in used else ""
-                r = 6 if inc.serious else 4
-                out.append(f'<circle cx="{x}" cy="{y + 13}" r="{r}" fill="{colour}"{ring}>'
-                           f'<title>{_e(inc.kind)} on {inc.occurred_on}'
-                           f'{" (serious)" if inc.serious else ""} ({_e(inc.event_id)})</title>'
-                           '</circle>')
-            else:
-                _, day, title = item  # type: ignore[misc]
-                x = sc.x(day)
-                shape = {"tri": f'<path d="M{x} {y + 6} L{x + 6} {y + 19} L{x - 6} {y + 19} Z"',
-                         "dia": f'<path d="M{x} {y + 6} L{x + 6} {y + 13} L{x} {y + 20} '
-                                f'L{x - 6} {y + 13} Z"',
-                         "sq": f'<rect x="{x - 5}" y="{y + 8}" width="10" height="10"'}[kind]
-                out.append(f'{shape} fill="#37474f"><title>{_e(title)} on {day}</title>'
-                           f'{"</path>" if kind != "sq" else "</rect>"}')
-    if not lanes:
-        out.append(f'<text x="{sc.X0}" y="{top + 14}" class="small">no dated records</text>')
-    # the key dates
-    keys = []
-    if evidence.identified_on:
-        keys.append((evidence.identified_on, "identified", "#607d8b", "4 3"))
-    if evidence.attachment is not None:
-        keys.append((evidence.attachment.attached_on, "attached", "#1f5fa8", ""))
-    keys.append((as_of, "review date (claimed on)", "#111", ""))
-    for n, (day, label, colour, dash) in enumerate(keys):
-        x = sc.x(day)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<line x1="{x}" y1="{top - 10}" x2="{x}" y2="{bottom}" stroke="{colour}" '
-                   f'stroke-width="2"{dash_attr}/>')
-        anchor = "end" if x > 880 else "start"
-        dx = -4 if anchor == "end" else 4
-        out.append(f'<text x="{x + dx}" y="{14 + 15 * n}" text-anchor="{anchor}" '
-                   f'class="key" fill="{colour}">{_e(label)} {day.isoformat()}</text>')
-    # legend
-    ly = bottom + 52
-    legend = []
-    legend += [(c, k.replace("_", " ")) for k, c in INCIDENT_COLOUR.items()
-               if any(i.kind == k for i in evidence.incidents)]
-    legend += [(c, k.replace("_", " ")) for k, c in CARE_COLOUR.items()
-               if any(s.status == k for s in evidence.care_status)]
-    x = sc.X0
-    for colour, label in legend:
-        out.append(f'<rect x="{x}" y="{ly - 9}" width="10" height="10" fill="{colour}" '
-                   'stroke="#999" stroke-width="0.5"/>')
-        out.append(f'<text x="{x + 14}" y="{ly}" class="small">{_e(label)}</text>')
-        x += 24 + 6 * len(label)
-    out.append(f'<text x="{sc.X1}" y="{ly}" text-anchor="end" class="small">outlined: a record '
-               'the decision rests on · darker attendance: more absence</text>')
-    out.append("</svg>")
-    return "\n".join(out)
-
-
-# --- the page ------------------------------------------------------------------------------------
-CSS = """
-:root { --ink:#1b1f24; --muted:#5b6570; --rule:#d5dae0; --ok:#1e6b34; --okbg:#e6f3ea;
-  --bad:#9b1c1c; --badbg:#fbe9e9; --accent:#1f4e79; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #f4f5f7;
-  font: 14px/1.45 "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif; }
-main { max-width: 1100px; margin: 0 auto; background: #fff; padding: 28px 36px 36px; }
-header.top { display: flex; justify-content: space-between; align-items: baseline;
-  border-bottom: 3px solid var(--accent); padding-bottom: 8px; margin-bottom: 16px; }
-header.top .brand { font-weight: 700; color: var(--accent); letter-spacing: .04em;
-  text-transform: uppercase; font-size: 12px; }
-header.top .gen { color: var(--muted); font-size: 12px; }
-h1 { font-size: 24px; margin: 0 0 4px; }
-h2 { font-size: 17px; margin: 26px 0 8px; padding-bottom: 4px; border-bottom: 1px solid
-  var(--rule); color: var(--accent); }
-.sub { color: var(--muted); margin: 0 0 14px; }
-.verdict { display: flex; gap: 18px; align-items: center; padding: 14px 18px;
-  border-radius: 6px; border: 1px solid; margin: 8px 0 16px; }
-.verdict.ok { background: var(--okbg); border-color: #9fd0ad; }
-.verdict.bad { background: var(--badbg); border-color: #e6a5a5; }
-.verdict .big { font-size: 22px; font-weight: 700; }
-.verdict.ok .big { color: var(--ok); } .verdict.bad .big { color: var(--bad); }
-.verdict .facts { color: var(--ink); }
-.facts span { display: inline-block; margin-right: 16px; }
-table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; }
-th, td { text-align: left; vertical-align: top; padding: 5px 8px;
-  border-bottom: 1px solid var(--rule); }
-th { background: #f0f3f7; font-size: 12px; text-transform: uppercase; letter-spacing: .03em;
-  color: var(--muted); }
-table.kv th { width: 200px; text-transform: none; font-size: 13px; letter-spacing: 0;
-  background: #f7f8fa; }
-.mono { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace;
-  font-size: 11.5px; word-break: break-all; }
-.nw { white-space: nowrap; word-break: normal; }
-td.hash { width: 34%; }
-.met { color: var(--ok); font-weight: 700; white-space: nowrap; }
-.notmet { color: var(--bad); font-weight: 700; white-space: nowrap; }
-.problem { border: 1px solid var(--rule); border-radius: 6px; margin: 10px 0;
-  page-break-inside: avoid; break-inside: avoid; }
-.problem > .head { display: flex; justify-content: space-between; padding: 8px 12px;
-  background: #f7f8fa; border-bottom: 1px solid var(--rule); border-radius: 6px 6px 0 0; }
-.problem table { margin: 0; }
-.problem td.id { width: 70px; white-space: nowrap; }
-.problem td.st { width: 80px; }
-ul.reasons { margin: 4px 0 0 18px; padding: 0; }
-.note { color: var(--muted); font-size: 12.5px; }
-svg.timeline { width: 100%; height: auto; border: 1px solid var(--rule); border-radius: 4px; }
-svg .lane { font-size: 13px; fill: #222; }
-svg .small { font-size: 12px; fill: #555; }
-svg .in { font-size: 11px; }
-svg .key { font-size: 13px; font-weight: 700; }
-tr { page-break-inside: avoid; break-inside: avoid; }
-footer { margin-top: 28px; padding-top: 8px; border-top: 1px solid var(--rule);
-  color: var(--muted); font-size: 11.5px; }
-@page { size: A4; margin: 14mm 12mm 16mm; }
-@media print {
-  body { background: #fff; font-size: 10.5pt; }
-  main { max-width: none; padding: 0; }
-  h2 { page-break-after: avoid; break-after: avoid; }
-  section.timeline-section { page-break-inside: avoid; break-inside: avoid; }
-  .verdict, th { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  svg.timeline { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
-
-
-def _yes(flag: Any, yes: str = "met", no: str = "not met") -> str:
-    return f'<span class="met">✓ {yes}</span>' if flag else f'<span class="notmet">✗ {no}</span>'
-
-
-def render_html(data: dict[str, Any]) -> str:
-    """The page, from :func:`claim_report`'s data. Pure."""
-    ex = data["explained"]
+def payment_text(data: dict[str, Any]) -> str:
+    """The amount the claim recorded, the rate it came from and the date that picked it; or
+    why the claim records none."""
+    ex, policy = data["explained"], data["policy"]
     dec = ex["decision"]
-    policy: Policy = data["policy"]
-    evidence: FamilyEvidence = data["evidence"]
-    as_of = date.fromisoformat(ex["claimed_on"])
-    claimable = bool(dec.get("claimable"))
-    rows = data["evidence_rows"]
-    used = {r["event"] for r in rows}
-    review, baseline = review_windows(policy, dec, evidence, as_of)
-    cp = data.get("checkpoint")
-    p: list[str] = []
-    p.append("<!DOCTYPE html>\n<html lang=\"en-GB\">\n<head>\n<meta charset=\"utf-8\">")
-    p.append(f"<title>Claim {_e(ex['claim_id'])}: audit report</title>")
-    p.append('<meta name="viewport" content="width=device-width, initial-scale=1">')
-    p.append(f"<style>{CSS}</style>\n</head>\n<body>\n<main>")
-    p.append('<header class="top"><span class="brand">claimledger · claim audit report</span>'
-             f'<span class="gen">generated {_e(data["generated_at"])} by claimledger '
-             f'{_e(__version__)}</span></header>')
-    p.append(f'<h1>Claim {_e(ex["claim_id"])}</h1>')
-    p.append(f'<p class="sub">Family {_e(ex["family_ref"])} · {_e(policy.title)}</p>')
-    verdict = ("CLAIMABLE" if claimable else "NOT CLAIMABLE")
-    route = dec.get("route")
-    p.append(f'<div class="verdict {"ok" if claimable else "bad"}" id="verdict">'
-             f'<div class="big">{verdict}{" · " + _e(route) + " route" if route else ""}</div>'
-             '<div class="facts">'
-             f'<span>Eligible: <b>{"yes" if dec.get("eligible") else "no"}</b></span>'
-             f'<span>Status: <b>{_e(ex["status"])}</b></span>'
-             f'<span>Replay: <b>{"matches the recorded decision" if ex["replay_matches_recorded"] else "DIFFERS from the recorded decision"}</b></span>'  # noqa: E501
-             "</div></div>")
     pay = dec.get("payment") or {}
-    p.append('<table class="kv">')
-    for k, v in (
-        ("Claimed on (review date)", ex["claimed_on"]),
-        ("As known at (submission)", dec.get("known_at")),
-        ("Amount", _amount(ex.get("amount"), pay)),
-        ("Policy", f"{ex['policy_id']}: {policy.title}"),
-        ("claimledger version at submission", ex["claimledger_version"]),
-    ):
-        p.append(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>")
-    p.append("</table>")
-    if dec.get("reasons"):
-        p.append("<h2>Reasons</h2><ul class=\"reasons\">")
-        p.extend(f"<li>{_e(r)}</li>" for r in dec["reasons"])
-        p.append("</ul>")
+    amount = ex.get("amount")
+    if amount:
+        if not pay:
+            return f"£{amount}"
+        basis = ("rate by the attachment date" if pay.get("basis") == "attachment_date"
+                 else "rate by the claim date")
+        note = f"; {pay['note']}" if pay.get("note") else ""
+        return f"£{amount} ({pay.get('item')}, {basis}; {pay.get('section')}{note})"
+    if not dec.get("route"):
+        return "none: the claim is not claimable"
+    if not policy.payments:
+        return (f"none recorded: the registered policy {policy.id} states no payment rates "
+                "(its note says where the amounts are set)")
+    return (f"none recorded: no payment rate of {policy.id} applies to the "
+            f"{dec.get('route')} route on {ex['claimed_on']}")
 
+
+def payment_items(data: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(item, amount, what it is, section) of every rate of the policy in force for this
+    claim: the one the claim recorded, the attachment fee paid up front, the cap per family."""
+    ex, policy, ev = data["explained"], data["policy"], data["evidence"]
+    on = as_of(data)
+    attached = ev.attachment.attached_on if ev.attachment is not None else None
+    paid = (ex["decision"].get("payment") or {})
+    out = []
+    for p in policy.payments:
+        day = p.basis_day(on, attached)
+        if day is None or not p.valid_on(day):
+            continue
+        if p.item == paid.get("item") and p.section == paid.get("section"):
+            what = "paid by this claim" + (f" (£{ex['amount']} after the cap)"
+                                           if ex.get("amount") != str(p.amount) else "")
+        elif p.item == "attachment":
+            what = "attachment fee, paid up front (not part of this claim)"
+        elif p.item == "total":
+            what = "the most a family earns in all"
+        else:
+            what = "a rate this claim does not use"
+        out.append((p.item, f"£{p.amount}", what, p.section))
+    return out
+
+
+def section_payment(data: dict[str, Any]) -> str:
+    items = payment_items(data)
+    out = ['<h2 id="payment">Payment</h2>',
+           f'<p><b>Amount claimed:</b> {e(payment_text(data))}</p>']
+    if items:
+        out.append("<table><thead><tr><th>Item</th><th>Rate</th><th>For this claim</th>"
+                   "<th>Policy section</th></tr></thead><tbody>")
+        out.extend(f"<tr><td>{e(i)}</td><td class=\"nw\">{e(a)}</td><td>{e(w)}</td>"
+                   f"<td>{e(s)}</td></tr>" for i, a, w, s in items)
+        out.append("</tbody></table>")
+    return "".join(out)
+
+
+def findings_html(f: Any) -> str:
+    """A finding tree as nested lists, each test with its mark and its numbers."""
+    cls, mk = ("ok", "✓") if f.met else ("no", "✗")
+    kids = ("<ul class=\"why\">" + "".join(findings_html(c) for c in f.children) + "</ul>"
+            if f.children else "")
+    return (f'<li class="{cls}"><span class="mk">{mk}</span><b>{e(f.title)}</b>: '
+            f"{e(f.text)}{kids}</li>")
+
+
+def why(f: Any) -> str:
+    return f'<ul class="why">{findings_html(f)}</ul>'
+
+
+def employment_evidence(data: dict[str, Any]) -> list[str]:
+    emp = data["explained"]["decision"].get("employment_route") or {}
+    return list(emp.get("evidence", []))
+
+
+def employment_body(data: dict[str, Any], hashes: Hashes, full: bool = True) -> str:
+    """The employment route's test in words (the weeks it counted); ``full``: with the
+    clause and the spells it rests on."""
+    policy, dec = data["policy"], data["explained"]["decision"]
+    rule = policy.claim.employment_route
+    emp = dec.get("employment_route")
+    if rule is None or emp is None:
+        return ""
+    out = []
+    reason = str(emp.get("reason", ""))
+    if reason.startswith("double funding:"):
+        out.append(f"<p>{e(sentence(plain(reason.split(', so the employment', 1)[0])))} "
+                   "So the employment route cannot count.</p>")
+    out.append(why(measure_findings(rule.measure, data["evidence"], as_of(data))))
+    if not full:
+        return "".join(out)
+    out.append(clause(policy, rule.section, "Employment route"))
+    ids = employment_evidence(data)
+    if ids:
+        out.append(record_rows(data, ids, hashes))
+    return "".join(out)
+
+
+def section_employment(data: dict[str, Any], hashes: Hashes) -> str:
+    dec = data["explained"]["decision"]
+    body = employment_body(data, hashes)
+    if not body:
+        return ""
+    emp = dec["employment_route"]
+    rests = ("This claim rests on continuous employment." if dec.get("route") == "employment"
+             else "Not the route this claim rests on.")
+    return (f'<h2 id="employment">Employment route</h2><p>{mark(emp.get("met"))} {rests}</p>'
+            + body)
+
+
+def section_problems(data: dict[str, Any], compact: bool = False) -> str:
+    """Each problem with its outcomes in words. ``compact``: one line a problem (for a claim
+    that rests on the employment route, where the outcomes are not what is paid for)."""
+    policy, dec = data["policy"], data["explained"]["decision"]
     problems = dec.get("problems", [])
     met = sum(1 for x in problems if x.get("met"))
-    p.append(f'<h2 id="problems">Problems and outcomes ({met} of {len(problems)} met)</h2>')
+    out = [f'<h2 id="problems">Problems and outcomes ({met} of {len(problems)} met)</h2>']
+    if compact:
+        out.append('<p class="note">The claim rests on the employment route; the progress '
+                   "route was tested too and is summarised here.</p><table><thead><tr>"
+                   "<th>Problem</th><th>Result</th><th>How it is judged</th></tr></thead>"
+                   "<tbody>")
+        for prob in problems:
+            out.append(f"<tr><td>{e(prob.get('title') or prob['problem'])}</td>"
+                       f"<td>{mark(prob.get('met'))}</td>"
+                       f"<td>{e(problem_sentence(policy, prob))}</td></tr>")
+        out.append("</tbody></table>")
+        return "".join(out)
     for prob in problems:
+        model = policy.problem(prob["problem"])
         req = "required" if prob.get("required") else "not required for the claim"
-        p.append('<div class="problem"><div class="head">'
-                 f'<span><b>{_e(prob.get("title") or prob["problem"])}</b> '
-                 f'<span class="note">({_e(prob["problem"])}, {_e(prob.get("stage"))} stage, '
-                 f'{req}; indicators: {_e(", ".join(prob.get("indicators", [])) or "none")})'
-                 f'</span></span>{_yes(prob.get("met"))}</div>')
-        p.append("<table><tr><th>Outcome</th><th>Definition</th><th>Result</th>"
-                 "<th>Reason</th></tr>")
-        for o in prob.get("outcomes", []):
-            p.append(f'<tr><td class="id">{_e(o["id"])}</td><td>{_e(o.get("title", ""))}</td>'
-                     f'<td class="st">{_yes(o.get("met"))}</td><td>{_e(o.get("reason", ""))}'
-                     "</td></tr>")
-        if not prob.get("outcomes"):
-            p.append(f'<tr><td colspan="4" class="note">{_e(prob.get("reason", ""))}</td></tr>')
-        p.append("</table></div>")
-    emp = dec.get("employment_route")
-    if emp:
-        p.append(f'<p><b>Employment route:</b> {_yes(emp.get("met"))} {_e(emp.get("reason"))}'
-                 "</p>")
+        out.append('<div class="problem"><div class="head">'
+                   f'<span><b>{e(prob.get("title") or prob["problem"])}</b> '
+                   f'<span class="note">({e(prob["problem"])}, {e(prob.get("stage"))} stage, '
+                   f'{req}; indicators: {e(", ".join(prob.get("indicators", [])) or "none")})'
+                   f'</span></span>{mark(prob.get("met"))}</div>'
+                   f'<p>{e(problem_sentence(policy, prob))}'
+                   + (f' <span class="note">Section {e(model.section)}.</span>' if model else "")
+                   + "</p>")
+        if prob.get("outcomes"):
+            out.append("<table><thead><tr><th>Outcome</th><th>Definition</th><th>Why</th>"
+                       "</tr></thead><tbody>")
+            for o in prob["outcomes"]:
+                om = policy.outcome(o["id"])
+                sec = f' <span class="note">(section {e(om.section)})</span>' if om else ""
+                out.append(f'<tr><td class="id">{e(o["id"])}</td>'
+                           f'<td class="def">{e(o.get("title", ""))}{sec}</td>'
+                           f"<td>{why(outcome_findings(policy, o, data['evidence'], as_of(data)))}"
+                           "</td></tr>")
+            out.append("</tbody></table>")
+        out.append("</div>")
+    return "".join(out)
 
-    p.append('<section class="timeline-section"><h2>Timeline</h2>')
-    p.append(timeline_svg(evidence, as_of, review, baseline, used))
-    p.append('<p class="note">Each row is one member\'s records as the ledger knew them at '
-             "submission. Shaded: the longest window the policy's outcomes look back over from "
-             "the review date, and the baseline before attachment. Hover a mark for its record."
-             "</p></section>")
 
-    p.append(f'<h2 id="evidence">Evidence ({len(rows)} records)</h2>')
-    p.append('<p class="note">The records the decision rests on. Each hash is the SHA-256 of '
-             "the record's envelope; <code>claimledger bundle</code> carries the records with "
-             "inclusion proofs so anyone can check them without the database.</p>")
-    p.append("<table><tr><th>Record</th><th>Kind</th><th>What it says</th>"
-             "<th>Recorded</th><th>Hash</th></tr>")
-    kinds = list(TYPE_LABEL)
-    for r in sorted(rows, key=lambda r: (kinds.index(r["type"]) if r["type"] in kinds
-                                         else len(kinds), _version(r["event"]))):
-        p.append(f'<tr><td class="mono nw">{_e(r["event"])}</td>'
-                 f'<td>{_e(TYPE_LABEL.get(r["type"], r["type"]))}</td>'
-                 f'<td>{_e(r["summary"])}</td>'
-                 f'<td class="mono nw">{_e(r["recorded_at"][:10])}</td>'
-                 f'<td class="mono hash">{_e(r["hash"])}</td></tr>')
-    p.append("</table>")
+def section_timeline(data: dict[str, Any]) -> str:
+    policy, dec, ev = data["policy"], data["explained"]["decision"], data["evidence"]
+    on = as_of(data)
+    review, baseline = review_windows(policy, dec, ev, on)
+    used = {r["event"] for r in data["evidence_rows"]}
+    return ('<h2 id="timeline">Timeline</h2><figure class="timeline">'
+            + timeline_svg(ev, on, review, baseline, used)
+            + timeline_legend(ev, review, baseline) + "</figure>"
+            '<p class="note">Each row is one member\'s records as the ledger knew them at '
+            "submission; the shaded window is the longest the policy's outcomes look back over "
+            "from the review date.</p>")
+
+
+def section_evidence(data: dict[str, Any], hashes: Hashes) -> str:
+    rows = data["evidence_rows"]
+    ex = data["explained"]
+    out = [f'<h2 id="evidence">Evidence ({len(rows)} records)</h2>',
+           '<p class="note">The records the decision rests on. Each hash is the SHA-256 of the '
+           "record's envelope (in full at the end); <code>claimledger bundle</code> carries the "
+           "records with inclusion proofs so anyone can check them without the database.</p>",
+           record_rows(data, [r["event"] for r in rows], hashes)]
     if ex.get("selection_notes"):
-        p.append("<p class=\"note\">Selection notes: " +
-                 "; ".join(_e(n) for n in ex["selection_notes"]) + "</p>")
+        out.append('<p class="note">Selection notes: '
+                   + "; ".join(e(n) for n in ex["selection_notes"]) + "</p>")
+    return "".join(out)
 
-    p.append('<h2 id="policy">Policy</h2><table class="kv">')
+
+def kv(rows: list[tuple[str, str]]) -> str:
+    """A two-column table; values are HTML already."""
+    return ('<table class="kv"><tbody>' + "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>"
+                                                  for k, v in rows) + "</tbody></table>")
+
+
+def section_policy(data: dict[str, Any], hashes: Hashes) -> str:
+    policy, ex = data["policy"], data["explained"]
     src = policy.source
-    for k, v in (
-        ("Id", policy.id), ("Title", policy.title), ("Authority", policy.authority),
-        ("In force", policy.period()),
-        ("Source document", f"{src.title} ({src.authority}, {src.date}; {src.document})"),
-        ("Registered SHA-256", ex["policy_sha256"]),
-    ):
-        cls = ' class="mono"' if k == "Registered SHA-256" else ""
-        p.append(f"<tr><th>{_e(k)}</th><td{cls}>{_e(v)}</td></tr>")
-    p.append("</table>")
+    return '<h2 id="policy">Policy</h2>' + kv([
+        ("Id", e(policy.id)), ("Title", e(policy.title)), ("Authority", e(policy.authority)),
+        ("In force", e(policy.period())),
+        ("Source document", e(f"{src.title} ({src.authority}, {src.date}; {src.document})")),
+        ("Registered SHA-256", hashes.short(ex["policy_sha256"], "registered policy")),
+    ])
 
-    p.append('<h2 id="checkpoint">Signed checkpoint</h2>')
-    if cp:
-        p.append('<table class="kv">')
-        for k, v in (("Checkpoint event", cp["event"]),
-                     ("Events covered (tree size)", cp["tree_size"]),
-                     ("Merkle root", cp["root"]), ("Signed at", cp["signed_at"]),
-                     ("Signing key id", cp["key_id"]),
-                     ("Claim event hash", data["submitted_hash"])):
-            cls = ' class="mono"' if k in ("Merkle root", "Signing key id",
-                                            "Claim event hash") else ""
-            p.append(f"<tr><th>{_e(k)}</th><td{cls}>{_e(v)}</td></tr>")
-        p.append("</table><p class=\"note\">The first checkpoint that covers the claim (sealed "
-                 "at submission): an Ed25519 signature over this RFC 9162 Merkle root commits "
-                 "the authority to every record above.</p>")
-    else:
-        p.append('<p class="notmet">No checkpoint covers this claim yet.</p>')
 
+def section_checkpoint(data: dict[str, Any], hashes: Hashes) -> str:
+    cp = data.get("checkpoint")
+    if not cp:
+        return ('<h2 id="checkpoint">Signed checkpoint</h2>'
+                '<p class="notmet">No checkpoint covers this claim yet.</p>')
+    return ('<h2 id="checkpoint">Signed checkpoint</h2>' + kv([
+        ("Checkpoint event", f'<span class="mono">{e(cp["event"])}</span>'),
+        ("Events covered (tree size)", e(cp["tree_size"])),
+        ("Merkle root", hashes.short(cp["root"], "checkpoint Merkle root")),
+        ("Signed at", e(cp["signed_at"])),
+        ("Signing key id", hashes.short(cp["key_id"], "signing key id")),
+        ("Claim event hash", hashes.short(data["submitted_hash"], "claim event")),
+    ]) + '<p class="note">The first checkpoint that covers the claim (sealed at submission): '
+         "an Ed25519 signature over this RFC 9162 Merkle root commits the authority to every "
+         "record above.</p>")
+
+
+def section_history(data: dict[str, Any]) -> str:
+    ex = data["explained"]
+    out = []
     if ex.get("changed_since"):
-        p.append("<h2>Changed since submission</h2><ul class=\"reasons\">")
-        p.extend(f"<li>{_e(c)}</li>" for c in ex["changed_since"])
-        p.append("</ul>")
-    p.append("<h2>Claim history</h2><table><tr><th>Recorded</th><th>Event</th><th>By</th>"
-             "<th>Detail</th></tr>")
+        out.append('<h2>Changed since submission</h2><ul class="reasons">')
+        out.extend(f"<li>{e(sentence(plain(c)))}</li>" for c in ex["changed_since"])
+        out.append("</ul>")
+    out.append("<h2>Claim history</h2><table><thead><tr><th>Recorded</th><th>Event</th>"
+               "<th>By</th><th>Detail</th></tr></thead><tbody>")
     for h in ex.get("history", []):
         detail = h.get("note") or h.get("reason") or h.get("result") or ""
         if h["type"] == "Claim.SpotChecked":
             detail = f"{h.get('result')}: {h.get('reason')}" + (
                 f" (sample {h['sample_id']})" if h.get("sample_id") else "")
-        p.append(f'<tr><td class="mono">{_e(h["recorded_at"][:19])}</td>'
-                 f'<td>{_e(h["type"])}</td><td>{_e(h["actor"])}</td><td>{_e(detail)}</td></tr>')
-    p.append("</table>")
-    p.append(f'<footer>Claim {_e(ex["claim_id"])} · replayed as known at '
-             f'{_e(dec.get("known_at"))} with the registered policy bytes · this page is '
-             "self-contained: no scripts or external resources.</footer>")
-    p.append("</main>\n</body>\n</html>\n")
+        out.append(f'<tr><td class="mono nw">{e(h["recorded_at"][:19])}</td>'
+                   f'<td>{e(h["type"])}</td><td>{e(h["actor"])}</td><td>{e(detail)}</td></tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The single-claim page, from :func:`claim_report`'s data. Pure."""
+    ex = data["explained"]
+    dec = ex["decision"]
+    policy: Policy = data["policy"]
+    claimable = bool(dec.get("claimable"))
+    route = dec.get("route")
+    hashes = Hashes()
+    p = [head(f"Claim {ex['claim_id']}: audit report", "claim audit report",
+              data["generated_at"])]
+    p.append(f'<h1>Claim {e(ex["claim_id"])}</h1>')
+    p.append(f'<p class="sub">Family {e(ex["family_ref"])} · {e(policy.title)}</p>')
+    verdict = "CLAIMABLE" if claimable else "NOT CLAIMABLE"
+    replay = ("matches the recorded decision" if ex["replay_matches_recorded"]
+              else "DIFFERS from the recorded decision")
+    p.append(f'<div class="verdict {"ok" if claimable else "bad"}" id="verdict">'
+             f'<div class="big">{verdict}{" · " + e(route) + " route" if route else ""}</div>'
+             '<div class="facts">'
+             f'<span>Eligible: <b>{"yes" if dec.get("eligible") else "no"}</b></span>'
+             f'<span>Status: <b>{e(ex["status"])}</b></span>'
+             f"<span>Replay: <b>{replay}</b></span></div></div>")
+    p.append(kv([("Claimed on (review date)", e(ex["claimed_on"])),
+                 ("As known at (submission)", e(dec.get("known_at"))),
+                 ("Amount", e(payment_text(data))),
+                 ("Policy", e(f"{ex['policy_id']}: {policy.title}")),
+                 ("claimledger version at submission", e(ex["claimledger_version"]))]))
+    if dec.get("reasons"):
+        p.append('<h2>Reasons</h2><ul class="reasons">')
+        p.extend(f"<li>{e(sentence(plain(r)))}</li>" for r in dec["reasons"])
+        p.append("</ul>")
+    if route == "employment":
+        p.append(section_employment(data, hashes))
+        p.append(section_problems(data, compact=True))
+    else:
+        p.append(section_problems(data))
+        p.append(section_employment(data, hashes))
+    p.append(section_payment(data))
+    p.append(section_timeline(data))
+    p.append(section_evidence(data, hashes))
+    p.append(section_policy(data, hashes))
+    p.append(section_checkpoint(data, hashes))
+    p.append(section_history(data))
+    p.append(hashes.appendix())
+    p.append(foot(f'Claim {e(ex["claim_id"])} · replayed as known at {e(dec.get("known_at"))} '
+                  "with the registered policy bytes · this page is self-contained: no scripts "
+                  "or external resources."))
     return "\n".join(p)
-
-
-def _amount(amount: str | None, pay: dict[str, Any]) -> str:
-    """The claim's amount with the rate it came from and the date that picked the rate."""
-    if not amount:
-        return "n/a (the policy states no payment for this route)"
-    if not pay:
-        return f"£{amount}"
-    basis = ("rate by the attachment date" if pay.get("basis") == "attachment_date"
-             else "rate by the claim date")
-    note = f"; {pay['note']}" if pay.get("note") else ""
-    return f"£{amount} ({pay.get('item')}, {basis}; {pay.get('section')}{note})"
 
 
 def write_report(app: LedgerApp, claim_id: str, out: Any) -> dict[str, Any]:
