@@ -222,10 +222,24 @@ def bench_ledger(args: argparse.Namespace, out: Out) -> dict[str, Any]:
     return r
 
 
+def bench_scale(args: argparse.Namespace, out: Out) -> dict[str, Any]:
+    """The county at 1x and 10x (``--scale-families`` and ten times it), on SQLite and with
+    ``--pg URL`` on PostgreSQL: growth of each figure beside its target (bench_scale.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_scale
+
+    r = bench_scale.run(args.scale_families, args.seed, pg=args.pg, n_claims=args.scale_claims)
+    out(bench_scale.format_table(r))
+    return r
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, Out], dict[str, Any]]] = {
     "evaluate": bench_evaluate,
     "ledger": bench_ledger,
+    "scale": bench_scale,
 }
+#: Without --only: the scale section (a 30,000-family county, twice with --pg) is asked for.
+DEFAULT_SECTIONS = ["evaluate", "ledger"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,11 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", metavar="URL",
                         help="ledger section: also on this PostgreSQL server (a role that may "
                              "create databases; the bench makes its own and drops them)")
+    parser.add_argument("--scale-families", type=int, default=3000,
+                        help="scale section: the 1x county (10x is ten times it)")
+    parser.add_argument("--scale-claims", type=int, default=300,
+                        help="scale section: claims submitted at both sizes")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     out: Out = (lambda _line: None) if args.json else print
     results = {}
-    for name in args.only or list(SECTIONS):
+    for name in args.only or DEFAULT_SECTIONS:
         out(f"== {name}")
         results[name] = SECTIONS[name](args, out)
     if args.json:

@@ -95,6 +95,20 @@ def machine() -> dict[str, Any]:
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
+def peak_kib_of_self() -> int:
+    """This process's own peak resident set (VmHWM, KiB). ``ru_maxrss`` would do, except that
+    in a child started by fork/vfork + exec it also carries the parent's peak."""
+    import resource
+
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _settings(db: str, keys: Path, actor: str) -> Settings:
     return Settings(db=db, key_dir=keys, actor=actor)
 
