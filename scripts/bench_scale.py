@@ -37,14 +37,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_ledger  # noqa: E402
+import bench_ledger
 
-from claimledger.application import Settings, open_app  # noqa: E402
-from claimledger.audit import claims  # noqa: E402
-from claimledger.audit.bundle import build_bundle  # noqa: E402
-from claimledger.audit.cohort import cohort_report  # noqa: E402
-from claimledger.errors import ClaimRefusedError  # noqa: E402
-from claimledger.synth import KINDS, generate  # noqa: E402
+from claimledger.application import Settings, open_app
+from claimledger.audit import claims
+from claimledger.audit.bundle import build_bundle
+from claimledger.audit.cohort import cohort_report
+from claimledger.errors import ClaimRefusedError
+from claimledger.synth import KINDS, generate
 
 #: Targets (benchmark figures, not timed tests): growth for ten times the ledger.
 FLAT_GROWTH_MAX = 1.5  # bundle p50, explain p95, claim list and cohort report at equal claims
