@@ -126,6 +126,10 @@ def test_a_tampered_tile_is_a_verify_finding_and_never_reaches_a_bundle(
     code, _, err = c.cli("bundle", "W-5/progress", "--out", str(tmp_path / "b.zip"), ok=False)
     assert code == 1 and "the stored Merkle tiles do not prove" in err
     assert not (tmp_path / "b.zip").exists()
+    code, _, err = c.cli("claim", "report", "W-5/progress", "--html",
+                         str(tmp_path / "r.html"), ok=False)
+    assert code == 1 and "the stored Merkle tiles do not prove claim W-5/progress" in err
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_a_ledger_written_before_tiles_gets_them_from_seal(tmp_path: Path, db_url: str, run):

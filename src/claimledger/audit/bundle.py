@@ -36,10 +36,9 @@ from ..errors import (
     IntegrityError,
     UsageError,
 )
-from ..ledger import merkle
 from ..ledger.canonical import canonical
 from ..ledger.envelope import event_id, stream_uuid
-from ..ledger.tiles import TileReader
+from .proofs import NOT_BUILT, Prover
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -120,8 +119,7 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
                    if _type(r) == CHECKPOINTED]
 
     # Leaf indexes and proofs come from the stored tiles (O(log n) reads each); each proof
-    # is checked against the checkpoint's signed root before it goes in, so a tampered
-    # tile fails here and never reaches a bundle.
+    # is checked against the checkpoint's signed root before it goes in (audit/proofs.py).
     tiles = app.tiles
     index: dict[str, int] = {}
 
@@ -135,10 +133,8 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
         return index[h]
 
     covered = tiles.covered()
-    unbuilt = UsageError("the ledger's Merkle tiles are not built yet: run `claimledger seal` "
-                         "once (it builds them) and bundle again")
     if not covered and checkpoints:
-        raise unbuilt
+        raise UsageError(NOT_BUILT)
     sub_leaf = leaf(sub) if covered else None
     chosen = None if sub_leaf is None else next(
         (c for c in checkpoints if c[2]["tree_size"] > sub_leaf), None)
@@ -148,29 +144,17 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
             raise IntegrityError(f"claim {claim_id}: its Claim.Submitted event is not in the "
                                  "stored Merkle tiles (run `claimledger verify`)")
         if checkpoints and covered < checkpoints[-1][2]["tree_size"]:
-            raise unbuilt
+            raise UsageError(NOT_BUILT)
         raise UsageError(f"claim {claim_id}: no checkpoint covers its submission yet "
                          "(run `claimledger seal`)")
     cp_bytes, _, cpp = chosen
     size = cpp["tree_size"]
-    if covered < size:
-        raise unbuilt
-    tree = TileReader(tiles.fetch, size)
-    root = bytes.fromhex(cpp["root"])
+    prover = Prover(tiles, size, cpp["root"])
 
     def proof(rec: dict[str, Any]) -> list[bytes]:
-        i = index[rec["hash"]]
-        path = tree.inclusion(i)
-        try:
-            merkle.verify_inclusion(i, size, merkle.leaf_hash(bytes.fromhex(rec["hash"])),
-                                    path, root)
-        except IntegrityError:
-            env = rec["envelope"]
-            raise IntegrityError(
-                f"the stored Merkle tiles do not prove {event_id(env['stream'], env['version'])} "
-                f"under checkpoint {size}'s signed root (a tile was altered: run "
-                "`claimledger verify`)") from None
-        return path
+        env = rec["envelope"]
+        return prover.prove(index[rec["hash"]], rec["hash"],
+                            event_id(env["stream"], env["version"]))
 
     def in_tree(rec: dict[str, Any], before: int) -> bool:
         i = leaf(rec)

@@ -26,6 +26,7 @@ from ..ledger.canonical import canonical
 from ..ledger.signing import key_id as compute_key_id
 from ..ledger.signing import verify_signature
 from ..ledger.tiles import TileReader
+from .proofs import NOT_BUILT
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -79,8 +80,7 @@ def prove(app: LedgerApp, first_size: int, second_size: int | None = None) -> di
     if not 1 <= first_size <= n:
         raise UsageError(f"FROM: tree size {first_size} must be between 1 and {n}")
     if app.tiles.covered() < n:
-        raise UsageError("the ledger's Merkle tiles are not built yet: run `claimledger seal` "
-                         "once (it builds them) and prove again")
+        raise UsageError(NOT_BUILT)
     # O(log n) reads of the stored tiles; the proof is checked against the signed root
     # before it is handed out, so an altered tile stops here.
     tree = TileReader(app.tiles.fetch, n)

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain.base import iso_utc
 from ..domain.claim import Claim
+from ..errors import IntegrityError
 from ..evaluate.service import family_records
 from ..evaluate.timeline import select_evidence
-from ..ledger.envelope import event_id
+from ..ledger.envelope import event_id, stream_uuid
 from ..policy.model import Policy
 from . import claims
+from .proofs import Prover
 from .reasons import measure_findings, outcome_findings, plain, problem_sentence, sentence
 from .report_style import Hashes, e, foot, head, mark
 from .timeline_svg import percent, review_windows, timeline_legend, timeline_svg
@@ -59,11 +61,20 @@ def claim_report(app: LedgerApp, claim_id: str) -> dict[str, Any]:
     submitted = app.stream_records(Claim.stream_name(claim_id))[0][1]
     ledger = [rec for _, rec in app.stream_records("ledger/main")]
     checkpoint = None
-    position = _position(app, submitted["hash"])
-    if position is not None:
-        cps = [dict(r["payload"], event=f"{r['envelope']['stream']}#{r['envelope']['version']}")
-               for r in ledger if r["envelope"]["type"] == "Ledger.Checkpointed"]
-        checkpoint = next((c for c in cps if c["last_position"] >= position), None)
+    position = app.streams.stream(stream_uuid(Claim.stream_name(claim_id)))[0][0]
+    cps = [dict(r["payload"], event=f"{r['envelope']['stream']}#{r['envelope']['version']}")
+           for r in ledger if r["envelope"]["type"] == "Ledger.Checkpointed"]
+    checkpoint = next((c for c in cps if c["last_position"] >= position), None)
+    if checkpoint is not None:
+        # The claim's inclusion proof from the stored tiles, checked against the signed root
+        # (an altered tile stops the report here).
+        prover = Prover(app.tiles, checkpoint["tree_size"], checkpoint["root"])
+        leaf = prover.leaf_index(position)
+        if leaf is None:
+            raise IntegrityError(f"claim {claim_id}: its Claim.Submitted event is not in the "
+                                 "stored Merkle tiles (run `claimledger verify`)")
+        path = prover.prove(leaf, submitted["hash"], f"claim {claim_id}")
+        checkpoint = {**checkpoint, "leaf_index": leaf, "proof_hashes": len(path)}
     evidence_rows = [{"event": eid, **by_id.get(eid, {"type": "?", "recorded_at": "",
                                                       "hash": "", "summary": ""})}
                      for eid in explained["decision"].get("evidence", [])]
@@ -71,16 +82,6 @@ def claim_report(app: LedgerApp, claim_id: str) -> dict[str, Any]:
             "evidence_rows": evidence_rows, "records": by_id,
             "submitted_hash": submitted["hash"], "checkpoint": checkpoint,
             "generated_at": iso_utc(app.settings.clock())}
-
-
-def _position(app: LedgerApp, event_hash: str) -> int | None:
-    """The ledger position of the claim's Submitted event (a topic-filtered read)."""
-    from eventsourcing.utils import get_topic
-
-    from .claims import claim_records
-
-    return next((position for position, rec in claim_records(app, [get_topic(Claim.Submitted)])
-                 if rec["hash"] == event_hash), None)
 
 
 def _summary(typ: str, p: dict[str, Any]) -> str:
@@ -384,6 +385,8 @@ def section_checkpoint(data: dict[str, Any], hashes: Hashes) -> str:
         ("Signed at", e(cp["signed_at"])),
         ("Signing key id", hashes.short(cp["key_id"], "signing key id")),
         ("Claim event hash", hashes.short(data["submitted_hash"], "claim event")),
+        ("Inclusion proof", e(f"leaf {cp['leaf_index']} of {cp['tree_size']}: "
+                              f"{cp['proof_hashes']} hashes, checked against the signed root")),
     ]) + '<p class="note">The first checkpoint that covers the claim (sealed at submission): '
          "an Ed25519 signature over this RFC 9162 Merkle root commits the authority to every "
          "record above.</p>")
