@@ -2,8 +2,9 @@
 
 A council claims in windows (monthly or quarterly), each taking the families whose outcomes
 were reached in a date range ``[FROM, TO]``. :func:`run` evaluates every family of the ledger
-that lacks a claim for a route, as of ``as_of`` (the window's last day unless said
-otherwise), as known now, with the same decision a single ``claim submit`` makes.
+without a standing claim (a family's result is paid once, by one route), as of ``as_of``
+(the window's last day unless said otherwise), as known now, with the same decision a single
+``claim submit`` makes.
 
 *Reached in the window.* The decision says whether a family is claimable on a date, not the
 date its claimable outcome was first reached, so a window's reading is: **claimable on
@@ -28,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.utils import get_topic
 
 from ..domain.base import iso_utc
-from ..domain.claim import Claim, ClaimRun
+from ..domain.claim import OPEN_STATES, Claim, ClaimRun
 from ..domain.family import Family
 from ..errors import ClaimLedgerError, ErasedError, UsageError
+from ..evaluate.service import current_policies, family_records
 from ..persistence import checked_record
 from . import claims, spotcheck
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
 
-ROUTES = ("progress", "employment")
 _REGISTERED = get_topic(Family.Registered)
 _RUN = get_topic(ClaimRun.Recorded)
 
@@ -102,19 +103,23 @@ def _amount(text: str | None) -> Decimal:
 def plan(app: LedgerApp, from_on: date, as_of: date, known_at: str) -> dict[str, Any]:
     """Every family's verdict for the window: the claimable (with route, payment and when the
     outcome was reached), the near misses (eligible, not claimable, with the reasons), and
-    counts of the rest. Writes nothing."""
-    have = set(claims.claim_ids(app))
+    counts of the rest. A family with a standing claim is not evaluated (a family's result
+    is paid once). Writes nothing."""
+    states = {c["claim_id"]: c["status"] for c in claims.claim_states(app)}
+    standing = {cid.rsplit("/", 1)[0] for cid, st in states.items() if st in OPEN_STATES}
+    policies = current_policies()
     before = from_on - timedelta(days=1)
     claimable: list[dict[str, Any]] = []
     near: list[dict[str, Any]] = []
     counted: Counter[str] = Counter()
     decided: dict[str, tuple[Any, Any]] = {}
     for ref in family_refs(app):
-        if all(Claim.make_id(ref, r) in have for r in ROUTES):
+        if ref in standing:
             counted["already_claimed"] += 1
             continue
         try:
-            policy, d = claims.decide_now(app, ref, as_of, known_at)
+            records = family_records(app, ref)
+            policy, d = claims.decide_now(app, ref, as_of, known_at, policies, records)
         except ErasedError:
             counted["erased"] += 1
             continue
@@ -129,11 +134,14 @@ def plan(app: LedgerApp, from_on: date, as_of: date, known_at: str) -> dict[str,
                 counted["not_eligible"] += 1
             continue
         cid = Claim.make_id(ref, d.route)
-        if cid in have:
-            counted["already_claimed"] += 1
+        if cid in states:  # rejected, withdrawn or reversed: one claim per family and route
+            near.append({"family_ref": ref, "eligible": True, "reasons": [
+                f"claimable by the {d.route} route, but claim {cid} exists ({states[cid]}); "
+                "one claim per family and route"]})
             continue
         try:
-            earlier = claims.decide_now(app, ref, before, known_at)[1].claimable
+            earlier = claims.decide_now(app, ref, before, known_at, policies,
+                                        records)[1].claimable
         except ClaimLedgerError:  # no plan in force then, or nothing to decide on
             earlier = False
         pay = d.payment

@@ -54,11 +54,16 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
     return result
 
 
-def decide_now(app: LedgerApp, family_ref: str, on: date, known_at: str) -> tuple[Any, Any]:
+def decide_now(app: LedgerApp, family_ref: str, on: date, known_at: str,
+               policies: list[Any] | None = None,
+               records: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[Any, Any]:
     """(policy, decision) for the family on ``on`` as known at ``known_at``: the policy is
-    the family's authority's plan in force on ``on``."""
-    evidence = select_evidence(family_records(app, family_ref), as_of=on, known_at=known_at)
-    policy = choose_policy(current_policies(), evidence.policy_id, on)
+    the family's authority's plan in force on ``on``. ``policies`` and ``records``: the
+    loaded policies and the family's records, when the caller already has them."""
+    if records is None:
+        records = family_records(app, family_ref)
+    evidence = select_evidence(records, as_of=on, known_at=known_at)
+    policy = choose_policy(policies or current_policies(), evidence.policy_id, on)
     return policy, decide(policy, evidence, on)
 
 
