@@ -33,7 +33,7 @@ from ..domain.claim import OPEN_STATES, Claim, ClaimRun
 from ..domain.family import Family
 from ..errors import ClaimLedgerError, ErasedError, UsageError
 from ..evaluate.service import current_policies, family_records
-from ..persistence import checked_record
+from ..persistence import topic_records
 from . import claims, spotcheck
 
 if TYPE_CHECKING:
@@ -43,29 +43,17 @@ _REGISTERED = get_topic(Family.Registered)
 _RUN = get_topic(ClaimRun.Recorded)
 
 
-def _scan(app: LedgerApp, topic: str) -> list[tuple[int, dict[str, Any]]]:
-    """(position, record) of every event of one topic, in ledger order."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[topic])
-        if not page:
-            return out
-        out.extend((n.id, checked_record(n.topic, n.state)) for n in page)
-        start = page[-1].id + 1
-
-
 def family_refs(app: LedgerApp) -> list[str]:
     """Every family of the ledger (from its stream's name: erased families are listed too)."""
     prefix = Family.STREAM_PREFIX + "/"
     return sorted({rec["envelope"]["stream"].removeprefix(prefix)
-                   for _, rec in _scan(app, _REGISTERED)})
+                   for _, rec in topic_records(app.recorder, _REGISTERED)})
 
 
 def runs(app: LedgerApp) -> list[dict[str, Any]]:
     """Every recorded run, oldest first, with its position and moment."""
     return [{**rec["payload"], "position": pos, "recorded_at": rec["envelope"]["recorded_at"],
-             "by": rec["envelope"]["actor"]} for pos, rec in _scan(app, _RUN)]
+             "by": rec["envelope"]["actor"]} for pos, rec in topic_records(app.recorder, _RUN)]
 
 
 def find_run(app: LedgerApp, run_id: str | None = None,

@@ -27,7 +27,7 @@ from eventsourcing.utils import get_topic
 
 from ..domain.claim import OPEN_STATES, Claim, SpotCheckSample
 from ..errors import UsageError
-from ..persistence import checked_record
+from ..persistence import checked_record, topic_records
 from . import claims
 
 if TYPE_CHECKING:
@@ -112,14 +112,7 @@ def population(app: LedgerApp, *, stop: int | None = None, from_on: date | None 
 
 def _drawn(app: LedgerApp) -> list[tuple[int, dict[str, Any]]]:
     """(position, record) of every sample drawn, in ledger order."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, 5000, topics=[_DRAWN])
-        if not page:
-            return out
-        out.extend((n.id, checked_record(n.topic, n.state)) for n in page)
-        start = page[-1].id + 1
+    return topic_records(app.recorder, _DRAWN)
 
 
 def draw(app: LedgerApp, rate: str, seed: int, *, from_on: date | None = None,
