@@ -474,7 +474,7 @@ def demo_cmd(families: int, seed: int, workdir: Path, as_json: bool) -> None:
 
 
 # Commands of the audit and report areas live beside this module, on the same group.
-from . import cli_audit, cli_report  # noqa: E402,F401
+from . import cli_audit, cli_claims, cli_report  # noqa: E402,F401
 
 
 @cli.command("doctor")

@@ -23,6 +23,7 @@ from .cli_common import (
     merkle_root,
     pass_settings,
 )
+from .domain.claim import REVERSAL_REASONS
 from .errors import UsageError
 
 
@@ -81,17 +82,28 @@ def spotcheck_sample(settings: Settings, rate: str, seed: int, from_on: str | No
 @click.option("--result", required=True, type=click.Choice(["upheld", "failed"]))
 @click.option("--reason", required=True, help="What the check found.")
 @click.option("--sample", "sample_id", help="The sample (default: the latest that chose it).")
+@click.option("--reverse", "reverse", type=click.Choice(REVERSAL_REASONS), metavar="CODE",
+              help="With --result failed: reverse the claim too, in the same transaction "
+                   f"({', '.join(REVERSAL_REASONS)}).")
 @json_option
 @pass_settings
 def spotcheck_record(settings: Settings, claim_id: str, result: str, reason: str,
-                     sample_id: str | None, as_json: bool) -> None:
-    """Record a spot check's result on a claim (Claim.SpotChecked, with the actor)."""
+                     sample_id: str | None, reverse: str | None, as_json: bool) -> None:
+    """Record a spot check's result on a claim (Claim.SpotChecked, with the actor).
+
+    A failed check is repaid by reversing the claim: pass --reverse CODE to record both at
+    once, or run the `claim reverse` command it prints."""
     from .audit import spotcheck as sc
 
-    r = sc.record(open_app(settings), claim_id, result, reason, sample_id)
+    r = sc.record(open_app(settings), claim_id, result, reason, sample_id, reverse)
     emit(r, as_json, lambda r: (
         f"claim {r['claim_id']}: spot check {r['result']} by {r['by']}"
-        + (f" (sample {r['sample_id']})" if r["sample_id"] else "")))
+        + (f" (sample {r['sample_id']})" if r["sample_id"] else "")
+        + (f"\nclaim {r['claim_id']} reversed ({r['reversed']['reason']}); the next claim "
+           "return lists it to repay" if r["reversed"] else "")
+        + (f"\nto reverse it (repaid in the next return), run:\n  {r['reverse_command']}\n"
+           f"  with CODE one of {', '.join(REVERSAL_REASONS)}"
+           if r["reverse_command"] else "")))
 
 
 @spotcheck.command("list")

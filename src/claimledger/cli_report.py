@@ -48,3 +48,26 @@ def report_cohort(settings: Settings, as_of: str, as_csv: bool, rebuild: bool,
         click.echo(buf.getvalue(), nl=False)
         return
     emit(result, as_json, render)
+
+
+@report.command("claims")
+@click.option("--window", nargs=2, required=True, metavar="FROM TO",
+              help="Claims dated from FROM to TO (ISO days, both included).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: window,group,item,value.")
+@json_option
+@pass_settings
+def report_claims(settings: Settings, window: tuple[str, str], as_csv: bool,
+                  as_json: bool) -> None:
+    """Claims dated in the window by state, route and payment; reversals; spot-check
+    outcomes (each claim's latest) and the failed share."""
+    from .audit.claim_return import render_report, report, report_csv
+    from .evaluate.service import parse_day
+
+    if as_csv and as_json:
+        raise UsageError("choose one of --json and --csv")
+    r = report(open_app(settings), parse_day(window[0], "--window FROM"),
+               parse_day(window[1], "--window TO"))
+    if as_csv:
+        click.echo(report_csv(r), nl=False)
+        return
+    emit(r, as_json, render_report)

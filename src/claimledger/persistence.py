@@ -70,6 +70,19 @@ def checked_record(topic: str, state: bytes) -> dict[str, Any]:
     return rec
 
 
+def topic_records(recorder: Any, topic: str) -> list[tuple[int, dict[str, Any]]]:
+    """(position, record) of every stored event of one topic, in ledger order, a page at a
+    time (a topic-filtered read of the notification log)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    start = 1
+    while True:
+        page = recorder.select_notifications(start, 5000, topics=[topic])
+        if not page:
+            return out
+        out.extend((n.id, checked_record(n.topic, n.state)) for n in page)
+        start = page[-1].id + 1
+
+
 def event_from_record(topic: str, originator_id: Any, rec: dict[str, Any]) -> Any:
     """The domain event a record holds, of the class its hashed type names."""
     topic = hashed_topic(topic, rec)

@@ -1,4 +1,5 @@
-"""Claim lifecycle: submit (decide, record, seal), validate, reject, withdraw, list, explain.
+"""Claim lifecycle: submit (decide, record, seal), validate, reject, withdraw, reverse, list,
+explain.
 
 A submission records the decision, the registered policy version (its exact bytes are stored
 in the ledger the first time they are used) and the claimledger version, then seals a
@@ -17,7 +18,7 @@ from eventsourcing.utils import get_topic
 
 from .. import __version__
 from ..domain.base import iso_utc
-from ..domain.claim import OPEN_STATES, Claim
+from ..domain.claim import OPEN_STATES, REVERSAL_REASONS, Claim
 from ..domain.ledger import PolicyVersion
 from ..errors import ClaimRefusedError, ErasedError, IntegrityError, UsageError
 from ..evaluate.decide import decide
@@ -46,11 +47,33 @@ def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
 
 
 def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
-    ctx = app.context()
-    known_at = ctx.recorded_at_iso
-    evidence = select_evidence(family_records(app, family_ref), as_of=on, known_at=known_at)
-    policy = choose_policy(current_policies(), evidence.policy_id, on)
-    decision = decide(policy, evidence, on)
+    known_at = app.context().recorded_at_iso
+    policy, decision = decide_now(app, family_ref, on, known_at)
+    result, pending = record_claim(app, policy, decision, on, known_at, set())
+    app.commit(*pending)
+    result["checkpoint"] = app.seal()
+    return result
+
+
+def decide_now(app: LedgerApp, family_ref: str, on: date, known_at: str,
+               policies: list[Any] | None = None,
+               records: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[Any, Any]:
+    """(policy, decision) for the family on ``on`` as known at ``known_at``: the policy is
+    the family's authority's plan in force on ``on``. ``policies`` and ``records``: the
+    loaded policies and the family's records, when the caller already has them."""
+    if records is None:
+        records = family_records(app, family_ref)
+    evidence = select_evidence(records, as_of=on, known_at=known_at)
+    policy = choose_policy(policies or current_policies(), evidence.policy_id, on)
+    return policy, decide(policy, evidence, on)
+
+
+def record_claim(app: LedgerApp, policy: Any, decision: Any, on: date, known_at: str,
+                 registered: set[str]) -> tuple[dict[str, Any], list[Any]]:
+    """The claim a claimable decision makes, and the aggregates to commit for it (the policy
+    version too, the first time its bytes are used; ``registered``: the sha256s already
+    pending in this transaction, which the caller keeps across claims). Nothing is sealed."""
+    family_ref = decision.family_ref
     if not decision.claimable or decision.route is None:
         raise ClaimRefusedError(
             f"family {family_ref} is not claimable on {on.isoformat()}", decision.reasons
@@ -63,24 +86,24 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
             f"claim ({claim_id}, "
             f"{existing.status}); one claim per family and route"
         )
+    ctx = app.context()
     record = decision.to_dict()
     record["known_at"] = known_at
     payment = decision.payment
     amount = None if payment is None else str(payment.amount)
     pending: list[Any] = []
-    if app.find(PolicyVersion, policy.sha256) is None:
+    if policy.sha256 not in registered and app.find(PolicyVersion, policy.sha256) is None:
         pending.append(PolicyVersion.register(
             ctx, policy_id=policy.id, sha256=policy.sha256, path=str(policy.path),
             content=policy.content.decode("utf-8"),
         ))
-    claim = Claim.submit(
+    registered.add(policy.sha256)
+    pending.append(Claim.submit(
         ctx, claim_id=claim_id, family_ref=family_ref, route=decision.route,
         claimed_on=on.isoformat(), known_at=known_at, policy_id=policy.id,
         policy_sha256=policy.sha256, claimledger_version=__version__,
         amount=amount, decision=record,
-    )
-    app.commit(*pending, claim)
-    checkpoint = app.seal()
+    ))
     return {
         "claim_id": claim_id,
         "family_ref": family_ref,
@@ -90,8 +113,7 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         "policy_id": policy.id,
         "policy_sha256": policy.sha256,
         "amount": amount,
-        "checkpoint": checkpoint,
-    }
+    }, pending
 
 
 def _article(word: str) -> str:
@@ -142,6 +164,31 @@ def claim_records(app: LedgerApp, topics: list[str], *, stop: int | None = None
         yield position, checked_record(topic, state)
 
 
+def reverse(app: LedgerApp, claim_id: str, reason: str, note: str | None) -> dict[str, Any]:
+    """Reverse a standing claim (``Claim.Reversed``): its payment is to be repaid, and the
+    next claim return lists it."""
+    claim = _claim(app, claim_id)
+    out = reverse_pending(app, claim, reason, note)
+    app.commit(claim)
+    return out
+
+
+def reverse_pending(app: LedgerApp, claim: Claim, reason: str, note: str | None
+                    ) -> dict[str, Any]:
+    """Append the reversal to ``claim`` for the caller to commit. Only a submitted or
+    validated claim can be reversed (a rejected or withdrawn one was never paid)."""
+    if reason not in REVERSAL_REASONS:
+        raise UsageError(f"--reason: {reason!r} is not one of {', '.join(REVERSAL_REASONS)}")
+    if claim.status not in OPEN_STATES:
+        raise ClaimRefusedError(f"claim {claim.claim_id} is {claim.status}; only a submitted "
+                                "or validated claim can be reversed")
+    ctx = app.context()
+    text = note.strip() if note and note.strip() else None
+    claim.reverse(ctx, reason, text)
+    return {"claim_id": claim.claim_id, "status": claim.status, "reason": reason,
+            "note": text, "by": ctx.actor, "recorded_at": ctx.recorded_at_iso}
+
+
 def claim_ids(app: LedgerApp) -> list[str]:
     """Every claim in submission order."""
     return [str(rec["payload"]["claim_id"])
@@ -155,6 +202,37 @@ def list_claims(app: LedgerApp) -> list[dict[str, Any]]:
         out.append({"claim_id": cid, "family_ref": c.family_ref, "route": c.route,
                     "claimed_on": c.claimed_on, "status": c.status,
                     "spot_checks": list(c.spot_checks)})
+    return out
+
+
+def claim_states(app: LedgerApp) -> list[dict[str, Any]]:
+    """Every claim in submission order with what returns and reports need: its payment (amount
+    and item as the decision recorded them), its state, its spot checks and its reversal, read
+    from each claim's own stream (the claims are found through :func:`claim_ids`)."""
+    out = []
+    for cid in claim_ids(app):
+        records = app.stream_records(Claim.stream_name(cid))
+        sub = records[0][1]["payload"]
+        payment = (sub.get("decision") or {}).get("payment") or {}
+        row: dict[str, Any] = {
+            "claim_id": cid, "family_ref": sub["family_ref"], "route": sub["route"],
+            "claimed_on": sub["claimed_on"], "known_at": sub["known_at"],
+            "submitted_at": records[0][1]["envelope"]["recorded_at"],
+            "policy_id": sub["policy_id"], "policy_sha256": sub["policy_sha256"],
+            "amount": sub.get("amount"), "item": payment.get("item"), "status": "submitted",
+            "spot_checks": [], "reversal": None,
+        }
+        for _, r in records[1:]:
+            env, p = r["envelope"], r.get("payload") or {}
+            row["status"] = _STATE_AFTER.get(env["type"], row["status"])
+            if env["type"] == "Claim.SpotChecked":
+                row["spot_checks"].append({"result": p.get("result"), "reason": p.get("reason"),
+                                           "sample_id": p.get("sample_id"),
+                                           "at": env["recorded_at"], "by": env["actor"]})
+            elif env["type"] == "Claim.Reversed":
+                row["reversal"] = {"reason": p.get("reason"), "note": p.get("note"),
+                                   "at": env["recorded_at"], "by": env["actor"]}
+        out.append(row)
     return out
 
 
@@ -175,7 +253,8 @@ def _submitted(app: LedgerApp, claim_id: str) -> tuple[dict[str, Any], list[dict
 
 #: Claim event type -> the state it leaves the claim in (spot checks leave it unchanged).
 _STATE_AFTER = {"Claim.Submitted": "submitted", "Claim.Validated": "validated",
-                "Claim.Rejected": "rejected", "Claim.Withdrawn": "withdrawn"}
+                "Claim.Rejected": "rejected", "Claim.Withdrawn": "withdrawn",
+                "Claim.Reversed": "reversed"}
 
 
 def _status(history: list[dict[str, Any]]) -> str:

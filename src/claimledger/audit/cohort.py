@@ -60,12 +60,13 @@ TRACKING_TABLE = f"{VIEW_NAME}_tracking"
 PAGE = 2000
 STAGES = ("identification", "engagement")
 ROUTES = ("progress", "employment")
-CLAIM_STATES = ("submitted", "validated", "rejected", "withdrawn")
+CLAIM_STATES = ("submitted", "validated", "rejected", "withdrawn", "reversed")
 
 #: The only events that can change a cohort figure.
 TOPICS = tuple(get_topic(c) for c in (
     Family.Registered, Family.Attached, Family.IndicatorRecorded, Family.Corrected,
     Family.Erased, Claim.Submitted, Claim.Validated, Claim.Rejected, Claim.Withdrawn,
+    Claim.Reversed,
 ))
 
 
@@ -133,6 +134,7 @@ HANDLERS: dict[str, Handler] = {
     Claim.Validated.__qualname__: _state("validated"),
     Claim.Rejected.__qualname__: _state("rejected"),
     Claim.Withdrawn.__qualname__: _state("withdrawn"),
+    Claim.Reversed.__qualname__: _state("reversed"),
 }
 
 

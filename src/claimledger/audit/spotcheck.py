@@ -6,16 +6,18 @@ with the claims chosen, so anyone can re-derive the choice from the event alone,
 population itself from the ledger as it stood when the sample was drawn (:func:`rederive`).
 
 Population: every claim submitted before the draw that still stands (``submitted`` or
-``validated``; rejected and withdrawn claims were never paid), optionally only those with
-``claimed_on`` in ``[from, to]``. The rate is a decimal fraction (``0.1``) or a percentage
-(``10%``), stored as a decimal string; each stratum (the whole population, or each route with
-``--stratify route``) contributes ``ceil(rate x size)`` claims, drawn with
-``random.Random(f"{seed}").sample`` from the sorted stratum, strata in name order.
+``validated``; rejected and withdrawn claims were never paid, reversed ones are repaid),
+optionally only those with ``claimed_on`` in ``[from, to]``. The rate is a decimal fraction
+(``0.1``) or a percentage (``10%``), stored as a decimal string; each stratum (the whole
+population, or each route with ``--stratify route``) contributes ``ceil(rate x size)``
+claims, drawn with ``random.Random(f"{seed}").sample`` from the sorted stratum, strata in
+name order.
 """
 
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -25,6 +27,7 @@ from eventsourcing.utils import get_topic
 
 from ..domain.claim import OPEN_STATES, Claim, SpotCheckSample
 from ..errors import UsageError
+from . import claims
 from .claims import claim_records
 
 if TYPE_CHECKING:
@@ -33,9 +36,9 @@ if TYPE_CHECKING:
 RESULTS = ("upheld", "failed")
 STRATA = ("route",)
 _STATUS = {"Claim.Validated": "validated", "Claim.Rejected": "rejected",
-           "Claim.Withdrawn": "withdrawn"}
+           "Claim.Withdrawn": "withdrawn", "Claim.Reversed": "reversed"}
 _LIFECYCLE = [get_topic(t) for t in (Claim.Submitted, Claim.Validated, Claim.Rejected,
-                                     Claim.Withdrawn)]
+                                     Claim.Withdrawn, Claim.Reversed)]
 _DRAWN = get_topic(SpotCheckSample.Drawn)
 _CHECKED = get_topic(Claim.SpotChecked)
 
@@ -165,13 +168,30 @@ def rederive(app: LedgerApp, sample_id: str) -> dict[str, Any]:
 
 
 def record(app: LedgerApp, claim_id: str, result: str, reason: str,
-           sample_id: str | None = None) -> dict[str, Any]:
+           sample_id: str | None = None, reverse: str | None = None) -> dict[str, Any]:
     """Record a spot check's result on the claim (``Claim.SpotChecked``, actor recorded).
 
     Without ``sample_id`` the check is linked to the latest sample that chose the claim, if
-    any; with it, that sample must have chosen the claim."""
+    any; with it, that sample must have chosen the claim. ``reverse`` (a reversal reason, for
+    a failed check only): the claim is reversed in the same transaction, or neither is
+    recorded. A failed check without it says the ``claim reverse`` command that repays it."""
     if result not in RESULTS:
         raise UsageError(f"--result: {result!r} is not one of {', '.join(RESULTS)}")
+    if reverse is not None and result != "failed":
+        raise UsageError("--reverse: only a failed spot check reverses the claim")
+    with app.writing():
+        claim, out = _record(app, claim_id, result, reason, sample_id)
+        out["reversed"] = (None if reverse is None
+                           else claims.reverse_pending(app, claim, reverse, reason))
+        app.commit(claim)
+    out["reverse_command"] = (
+        f"claimledger claim reverse {claim_id} --reason CODE --note {shlex.quote(reason)}"
+        if result == "failed" and reverse is None else None)
+    return out
+
+
+def _record(app: LedgerApp, claim_id: str, result: str, reason: str,
+            sample_id: str | None) -> tuple[Claim, dict[str, Any]]:
     if not reason.strip():
         raise UsageError("--reason: say why the check upheld or failed the claim")
     claim = app.find(Claim, claim_id)
@@ -186,9 +206,8 @@ def record(app: LedgerApp, claim_id: str, result: str, reason: str,
                           if claim_id in rec["payload"]["chosen"]), None)
     ctx = app.context()
     claim.record_spot_check(ctx, result, reason.strip(), sample_id)
-    app.commit(claim)
-    return {"claim_id": claim_id, "result": result, "reason": reason.strip(),
-            "sample_id": sample_id, "by": ctx.actor, "recorded_at": ctx.recorded_at_iso}
+    return claim, {"claim_id": claim_id, "result": result, "reason": reason.strip(),
+                   "sample_id": sample_id, "by": ctx.actor, "recorded_at": ctx.recorded_at_iso}
 
 
 def list_samples(app: LedgerApp) -> list[dict[str, Any]]:

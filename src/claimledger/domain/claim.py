@@ -11,6 +11,9 @@ from typing import Any
 from .base import AppendContext, ChainedAggregate
 
 OPEN_STATES = ("submitted", "validated")
+#: Why a paid claim is reversed (and its payment repaid): ``Claim.Reversed.reason``.
+REVERSAL_REASONS = ("evidence_missing", "outcome_not_sustained", "not_eligible",
+                    "duplicate_claim", "family_moved", "other")
 
 
 class Claim(ChainedAggregate):
@@ -54,6 +57,15 @@ class Claim(ChainedAggregate):
         def apply(self, aggregate: Claim) -> None:
             aggregate.status = "withdrawn"
 
+    class Reversed(ChainedAggregate.Event):
+        """A standing claim found wanting after payment: its amount is to be repaid."""
+
+        reason: str  # one of REVERSAL_REASONS
+        note: str | None
+
+        def apply(self, aggregate: Claim) -> None:
+            aggregate.status = "reversed"
+
     class SpotChecked(ChainedAggregate.Event):
         result: str
         reason: str
@@ -78,6 +90,9 @@ class Claim(ChainedAggregate):
 
     def withdraw(self, ctx: AppendContext, reason: str) -> None:
         self._append(self.Withdrawn, ctx, reason=reason)
+
+    def reverse(self, ctx: AppendContext, reason: str, note: str | None) -> None:
+        self._append(self.Reversed, ctx, reason=reason, note=note)
 
     def record_spot_check(
         self, ctx: AppendContext, result: str, reason: str, sample_id: str | None
@@ -106,3 +121,30 @@ class SpotCheckSample(ChainedAggregate):
     @classmethod
     def draw(cls, ctx: AppendContext, **payload: Any) -> SpotCheckSample:
         return cls._start(cls.Drawn, payload["sample_id"], ctx, **payload)
+
+
+class ClaimRun(ChainedAggregate):
+    """One claim window's run: what was claimed together, under which policies, for how much,
+    and the internal-audit sample drawn from it (re-derivable from the ledger)."""
+
+    STREAM_PREFIX = "claimrun"
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    class Recorded(ChainedAggregate.Created):
+        run_id: str
+        from_on: str
+        to_on: str
+        as_of: str
+        known_at: str
+        policies: dict[str, str]  # policy id -> the sha256 of the bytes the claims name
+        evaluated: int
+        counts: dict[str, int]  # route -> claims submitted
+        totals: dict[str, str]  # route -> amount (decimal string), and "total"
+        claim_ids: list[str]
+        audit: dict[str, Any] | None  # {rate, seed, population, chosen} or None
+
+    @classmethod
+    def record(cls, ctx: AppendContext, **payload: Any) -> ClaimRun:
+        return cls._start(cls.Recorded, payload["run_id"], ctx, **payload)
