@@ -222,9 +222,22 @@ def bench_ledger(args: argparse.Namespace, out: Out) -> dict[str, Any]:
     return r
 
 
+def bench_ingest_memory(args: argparse.Namespace, out: Out) -> dict[str, Any]:
+    """Peak RSS of one large attendance file's ingest and re-ingest (``--ingest-rows``,
+    default 1,000,000), on SQLite and with ``--pg URL`` on PostgreSQL; see
+    bench_ingest_memory.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_ingest_memory
+
+    r = bench_ingest_memory.run(args.ingest_rows, args.pg)
+    out(bench_ingest_memory.format_table(r))
+    return r
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, Out], dict[str, Any]]] = {
     "evaluate": bench_evaluate,
     "ledger": bench_ledger,
+    "ingest-memory": bench_ingest_memory,
 }
 
 
@@ -240,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain-runs", type=int, default=300)
     parser.add_argument("--ledger-families", type=int, default=3000,
                         help="county size for the ledger section (the demo's 3,000)")
+    parser.add_argument("--ingest-rows", type=int, default=1_000_000,
+                        help="rows of the ingest-memory section's attendance file")
     parser.add_argument("--pg", metavar="URL",
-                        help="ledger section: also on this PostgreSQL server (a role that may "
+                        help="ledger and ingest-memory sections: also on this PostgreSQL server (a role that may "
                              "create databases; the bench makes its own and drops them)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)

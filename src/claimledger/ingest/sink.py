@@ -93,7 +93,13 @@ class Sink:
         return self._stack.__exit__(et, e, tb)
 
     def put(self, chunk: Chunk) -> None:
+        """Seal, encrypt and insert the chunk's items; no items: the checker is still at
+        work (rows it skips, say), and an open transaction must not sit idle meanwhile."""
         actor, items = chunk
+        if not items:
+            if self._recorded_at:
+                self._bulk.keep_alive()
+            return
         if not self._recorded_at:  # the writers' lock is taken here, before the first seal
             self._recorded_at = self._bulk.moment()
         if self._sealer is None or self._sealer[0] != actor:
