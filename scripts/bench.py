@@ -256,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-rows", type=int, default=1_000_000,
                         help="rows of the ingest-memory section's attendance file")
     parser.add_argument("--pg", metavar="URL",
-                        help="ledger and ingest-memory sections: also on this PostgreSQL server (a role that may "
-                             "create databases; the bench makes its own and drops them)")
+                        help="ledger and ingest-memory sections: also on this PostgreSQL "
+                             "server (a role that may create databases; the bench makes its "
+                             "own and drops them)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     out: Out = (lambda _line: None) if args.json else print
