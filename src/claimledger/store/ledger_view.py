@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 _IN_CHUNK = 500
 #: Rows a scan reads per query.
 _PAGE = 5_000
-#: SQLite's memory map for a snapshot's connection.
-MMAP_BYTES = 1 << 30
+#: SQLite's memory map for a snapshot's connection: the pages it maps count in the process's
+#: resident memory, so it is bounded (a re-ingest reads a family's every event of its kind,
+#: and a map of the whole file held a gigabyte of it resident).
+MMAP_BYTES = 64 << 20
 
 
 class LedgerView:
