@@ -1,25 +1,31 @@
 """Append one data-match file to the ledger: all of it in one transaction, or none of it.
 
-First the file's reference column is read (every family or member it names, a cheap cut at
-commas and line breaks). Then, in one consistent read of the ledger, each family it touches
-is loaded with only what appending this kind needs, never its whole stream: the head (last
-version and hash, from the clear envelope), whether it is registered and erased, its
-members where the kind checks them, and the row keys and natural-key index of this kind's
-events and of corrections (member-keyed kinds first read the ledger-wide member index, in
-the same pass). Cost follows what the file touches, not the ledger's history.
+The file is read twice, a buffer at a time, and never held. The first reading hashes it,
+checks it is UTF-8 text of bounded lines, and notes the last line naming each reference
+(every family or member, a cheap cut at commas and line breaks): memory in the families it
+names, not its rows. The second parses and checks its rows, in file order, in one consistent
+read of the ledger, a block of rows at a time: the families a block names that have not been
+read yet are read then, each with only what appending this kind needs, never its whole
+stream: the head (last version and hash, from the clear envelope), whether it is registered
+and erased, its members where the kind checks them, and the row keys and natural-key index
+of this kind's events and of corrections (member-keyed kinds first read the ledger-wide
+member index). After the last line naming a family, what was read and planned for it is
+dropped, but its head. So memory follows the families a stretch of the file names (a
+family's rows together, as data matches list them: a few), not the file or the ledger; a
+file listing every family's rows throughout holds them all till its end. The second
+reading must hash as the first did (the hash is bound into every event).
 
-Each row is then parsed, checked and planned (skip, append, or correct, at which version of
-its family's stream), in file order; the first bad row, of whatever kind, stops the file.
-Planned events go to a :mod:`~claimledger.ingest.sink` as their payloads' canonical bytes;
-the sink seals them, in row order, into their streams' hash chains from the heads read
-(each the very record ``Family`` would trigger and ``SealedMapper`` store, without an event
-object per row), encrypts them and inserts them with the new families' data keys in one
-transaction: one transaction instead of one save per family. A small file (when the
-command has no writer process) goes to a sink in this process once every row has passed. A
-large file, and every file once the command's writer process is ready, goes a chunk at a
-time as its rows are checked to the sink in that second process, so parsing and checking
-here overlap sealing, encrypting and inserting there; its transaction commits only after
-the last row has passed.
+Each row is planned (skip, append, or correct, at which version of its family's stream), in
+file order; the first bad row, of whatever kind, stops the file. Planned events go to a
+:mod:`~claimledger.ingest.sink` as their payloads' canonical bytes; the sink seals them, in
+row order, into their streams' hash chains from the heads read (each the very record
+``Family`` would trigger and ``SealedMapper`` store, without an event object per row),
+encrypts them and inserts them with the new families' data keys in one transaction. A small
+file (when the command has no writer process) goes to a sink in this process once every row
+has passed. A large file, and every file once the command's writer process is ready, goes a
+chunk at a time as its rows are checked to the sink in that second process, so parsing and
+checking here overlap sealing, encrypting and inserting there; its transaction commits only
+after the last row has passed.
 
 One command loading several files (``claimledger ingest KIND FILE KIND FILE ...``) keeps,
 for its next file, the heads of the families it read or wrote and the member index, as of
@@ -352,7 +358,7 @@ class Batch:
         self.corrected = 0
         self.touched: set[str] = set()
         self.actor = ""
-        #: the ledger position at which :meth:`load` read the ledger
+        #: the ledger position of the file's snapshot (:meth:`start`)
         self.read_at: int | None = None
 
     # --- loading ------------------------------------------------------------------------
