@@ -86,3 +86,43 @@ def test_peak_memory_of_an_ingest_does_not_grow_with_the_file(
         small, large = peaks[100_000][run], peaks[300_000][run]
         assert large < 300, peaks
         assert large - small < 20, peaks  # the whole file held would be +60 MB and more
+
+
+def test_a_file_changed_between_its_two_readings_or_with_an_endless_line_is_refused(
+    new_ledger: Callable[..., LedgerApp], tmp_path: Path, bench: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The census gains a row after ingest has hashed it and before its rows are read: the
+    events would carry a hash that is not the file's, so nothing is written. A file whose
+    second line never ends is refused at that line, without being held whole."""
+    from claimledger.ingest import importer
+
+    app = new_ledger(authority=bench.AUTHORITY)
+    paths = bench.write_files(tmp_path, 600)
+    ingest(app, "families", paths["families"])
+    ingest(app, "members", paths["members"])
+    census = paths["attendance"]
+    original = census.read_text()
+    last_row = original.splitlines()[-1]
+    real = importer.scan_file
+
+    def then_appended(*args: object) -> object:
+        scan = real(*args)  # type: ignore[arg-type]
+        with census.open("a") as f:
+            f.write(last_row.replace("census", "census again") + "\n")
+        return scan
+
+    monkeypatch.setattr(importer, "scan_file", then_appended)
+    before = count_events(app)
+    with pytest.raises(InputError, match="changed while it was being ingested"):
+        ingest(app, "attendance", census)
+    assert count_events(app) == before
+    monkeypatch.setattr(importer, "scan_file", real)
+    census.write_text(original)
+    assert ingest(app, "attendance", census)["appended"] == 600
+
+    endless = tmp_path / "endless.csv"
+    endless.write_text(original.splitlines()[0] + "\n" + "x" * (2 << 20))
+    with pytest.raises(InputError, match="line longer than") as e:
+        ingest(app, "attendance", endless)
+    assert e.value.line == 2
