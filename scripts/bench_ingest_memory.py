@@ -38,12 +38,14 @@ AUTHORITY = "E08000025"
 POLICY = "tf-2015-phase2"
 
 
-def write_files(work: Path, rows: int) -> dict[str, Path]:
+def write_files(work: Path, rows: int, families: int | None = None) -> dict[str, Path]:
     """The families, members and attendance files of a ledger whose attendance file has
-    ``rows`` rows (the last family has fewer terms when ``rows`` is not a multiple of 60)."""
-    families = -(-rows // ROWS_PER_FAMILY)
+    ``rows`` rows: ``families`` (by default one per 60 rows) of three children, each with as
+    many terms as it takes (the last family has fewer)."""
+    families = families or -(-rows // ROWS_PER_FAMILY)
     width = len(str(families))
-    terms = [(date(2010, 9, 1) + timedelta(days=122 * t)) for t in range(TERMS)]
+    n_terms = -(-rows // (families * CHILDREN))
+    terms = [(date(2010, 9, 1) + timedelta(days=122 * t)) for t in range(n_terms)]
     paths = {k: work / f"{k}.csv" for k in ("families", "members", "attendance")}
     with paths["families"].open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -97,10 +99,10 @@ def _claimledger(env: dict[str, str], *args: str) -> dict[str, Any]:
             "result": json.loads(out) if out.strip().startswith(b"{") else out.decode()}
 
 
-def measure(work: Path, db: str, rows: int) -> dict[str, Any]:
+def measure(work: Path, db: str, rows: int, families: int | None = None) -> dict[str, Any]:
     """Register the ledger's families and members, then ingest the attendance file twice."""
     keys = work / "keys"
-    paths = write_files(work, rows)
+    paths = write_files(work, rows, families)
     _claimledger(_env(db, keys, "admin"), "init", "--authority", AUTHORITY)
     officer = _env(db, keys, "data-officer")
     _claimledger(officer, "ingest", "families", str(paths["families"]),
