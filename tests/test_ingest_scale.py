@@ -85,7 +85,7 @@ def test_peak_memory_of_an_ingest_does_not_grow_with_the_file(
     for run in ("first", "again"):
         small, large = peaks[100_000][run], peaks[300_000][run]
         assert large < 300, peaks
-        assert large - small < 20, peaks  # the whole file held would be +60 MB and more
+        assert large - small < 30, peaks  # holding the rows: +500 MB (before streaming)
 
 
 def test_a_file_changed_between_its_two_readings_or_with_an_endless_line_is_refused(
