@@ -228,8 +228,21 @@ def bench_scale(args: argparse.Namespace, out: Out) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_scale
 
-    r = bench_scale.run(args.scale_families, args.seed, pg=args.pg, n_claims=args.scale_claims)
+    r = bench_scale.run(args.scale_families, args.seed, pg=args.pg, n_claims=args.scale_claims,
+                        file_rows=args.ingest_rows)
     out(bench_scale.format_table(r))
+    return r
+
+
+def bench_ingest_memory(args: argparse.Namespace, out: Out) -> dict[str, Any]:
+    """Peak RSS of one large attendance file's ingest and re-ingest (``--ingest-rows``,
+    default 1,000,000), on SQLite and with ``--pg URL`` on PostgreSQL; see
+    bench_ingest_memory.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_ingest_memory
+
+    r = bench_ingest_memory.run(args.ingest_rows, args.pg)
+    out(bench_ingest_memory.format_table(r))
     return r
 
 
@@ -237,8 +250,10 @@ SECTIONS: dict[str, Callable[[argparse.Namespace, Out], dict[str, Any]]] = {
     "evaluate": bench_evaluate,
     "ledger": bench_ledger,
     "scale": bench_scale,
+    "ingest-memory": bench_ingest_memory,
 }
-#: Without --only: the scale section (a 30,000-family county, twice with --pg) is asked for.
+#: Without --only: the scale and ingest-memory sections (a 30,000-family county and a
+#: 1,000,000-row file, each twice with --pg) are asked for by name.
 DEFAULT_SECTIONS = ["evaluate", "ledger"]
 
 
@@ -254,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain-runs", type=int, default=300)
     parser.add_argument("--ledger-families", type=int, default=3000,
                         help="county size for the ledger section (the demo's 3,000)")
+    parser.add_argument("--ingest-rows", type=int, default=1_000_000,
+                        help="rows of the ingest-memory section's attendance file")
     parser.add_argument("--pg", metavar="URL",
-                        help="ledger section: also on this PostgreSQL server (a role that may "
-                             "create databases; the bench makes its own and drops them)")
+                        help="ledger, ingest-memory and scale sections: also on this PostgreSQL "
+                             "server (a role that may create databases; the bench makes its "
+                             "own and drops them)")
     parser.add_argument("--scale-families", type=int, default=3000,
                         help="scale section: the 1x county (10x is ten times it)")
     parser.add_argument("--scale-claims", type=int, default=300,

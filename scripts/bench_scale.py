@@ -186,8 +186,12 @@ GROWTH = [  # (figure, target description, check on growth 10x / 1x)
 
 def run(families: int = 3000, seed: int = bench_ledger.DEMO_SEED, pg: str | None = None,
         n_claims: int = 300, bundles: int = 7, explain_runs: int = 200,
-        factor: int = 10) -> dict[str, Any]:
+        factor: int = 10, file_rows: int = 1_000_000) -> dict[str, Any]:
     out: dict[str, Any] = {"machine": bench_ledger.machine(), "backends": {}}
+    if file_rows:  # one large file's first ingest and re-ingest (bench_ingest_memory.py)
+        import bench_ingest_memory
+
+        out["large_file"] = bench_ingest_memory.run(file_rows, pg)
     for backend in ["sqlite", *(["postgres"] if pg else [])]:
         sizes = {}
         for k, n in enumerate((families, factor * families)):
@@ -232,8 +236,10 @@ def format_table(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [f"machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, SQLite "
              f"{m['sqlite']}, load {m['load_average']}"]
+    big = r.get("large_file") or {}
     for backend, b in r["backends"].items():
         sizes = list(b["sizes"].values())
+        f = big.get(backend if backend == "sqlite" else "postgresql")
         lines.append(f"-- {backend}: {sizes[0]['families']:,} families ({sizes[0]['events']:,} "
                      f"events) and {sizes[1]['families']:,} ({sizes[1]['events']:,} events); "
                      f"{sizes[0]['claims']} claims each, then {sizes[1].get('more_claims')}")
@@ -243,4 +249,12 @@ def format_table(r: dict[str, Any]) -> str:
             verdict = "MET" if row["met"] else "NOT MET"
             lines.append(f"{row['figure']:28} {_fmt(row['small']):>12} "
                          f"{_fmt(row['large']):>12} {g:>8}  {row['target']} -> {verdict}")
+        if f and "error" not in f:
+            for run_ in ("first", "again"):
+                mb = f[run_]["peak_rss_mb"]
+                verdict = "MET" if mb < RSS_MAX_MB else "NOT MET"
+                lines.append(f"{'file ' + format(f['rows'], ',') + ' rows, ' + run_:28} "
+                             f"{'':>12} {mb:>12,.0f} {'':>8}  < {RSS_MAX_MB} MB -> {verdict}")
+        elif f:
+            lines.append(f"file {f['rows']:,} rows: {f['error']}")
     return "\n".join(lines)

@@ -640,6 +640,12 @@ class BulkInsert:
     def keys(self, family_keys: Sequence[tuple[str, bytes]]) -> None:
         self.writer.insert_keys(family_keys)
 
+    def keep_alive(self) -> None:
+        """One cheap query, so that a transaction waiting for its caller's next rows is not
+        idle: PostgreSQL ends a session idle in a transaction for longer than its
+        ``idle_in_transaction_session_timeout`` (eventsourcing sets 5 s)."""
+        self.writer.last_position()
+
 
 def make_append_only(app: LedgerApp, app_role: str | None, writer: WriterTransaction) -> None:
     """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events, in

@@ -1,25 +1,31 @@
 """Append one data-match file to the ledger: all of it in one transaction, or none of it.
 
-First the file's reference column is read (every family or member it names, a cheap cut at
-commas and line breaks). Then, in one consistent read of the ledger, each family it touches
-is loaded with only what appending this kind needs, never its whole stream: the head (last
-version and hash, from the clear envelope), whether it is registered and erased, its
-members where the kind checks them, and the row keys and natural-key index of this kind's
-events and of corrections (member-keyed kinds first read the ledger-wide member index, in
-the same pass). Cost follows what the file touches, not the ledger's history.
+The file is read twice, a buffer at a time, and never held. The first reading hashes it,
+checks it is UTF-8 text of bounded lines, and notes the last line naming each reference
+(every family or member, a cheap cut at commas and line breaks): memory in the families it
+names, not its rows. The second parses and checks its rows, in file order, in one consistent
+read of the ledger, a block of rows at a time: the families a block names that have not been
+read yet are read then, each with only what appending this kind needs, never its whole
+stream: the head (last version and hash, from the clear envelope), whether it is registered
+and erased, its members where the kind checks them, and the row keys and natural-key index
+of this kind's events and of corrections (member-keyed kinds first read the ledger-wide
+member index). After the last line naming a family, what was read and planned for it is
+dropped, but its head. So memory follows the families a stretch of the file names (a
+family's rows together, as data matches list them: a few), not the file or the ledger; a
+file listing every family's rows throughout holds them all till its end. The second
+reading must hash as the first did (the hash is bound into every event).
 
-Each row is then parsed, checked and planned (skip, append, or correct, at which version of
-its family's stream), in file order; the first bad row, of whatever kind, stops the file.
-Planned events go to a :mod:`~claimledger.ingest.sink` as their payloads' canonical bytes;
-the sink seals them, in row order, into their streams' hash chains from the heads read
-(each the very record ``Family`` would trigger and ``SealedMapper`` store, without an event
-object per row), encrypts them and inserts them with the new families' data keys in one
-transaction: one transaction instead of one save per family. A small file (when the
-command has no writer process) goes to a sink in this process once every row has passed. A
-large file, and every file once the command's writer process is ready, goes a chunk at a
-time as its rows are checked to the sink in that second process, so parsing and checking
-here overlap sealing, encrypting and inserting there; its transaction commits only after
-the last row has passed.
+Each row is planned (skip, append, or correct, at which version of its family's stream), in
+file order; the first bad row, of whatever kind, stops the file. Planned events go to a
+:mod:`~claimledger.ingest.sink` as their payloads' canonical bytes; the sink seals them, in
+row order, into their streams' hash chains from the heads read (each the very record
+``Family`` would trigger and ``SealedMapper`` store, without an event object per row),
+encrypts them and inserts them with the new families' data keys in one transaction. A small
+file (when the command has no writer process) goes to a sink in this process once every row
+has passed. A large file, and every file once the command's writer process is ready, goes a
+chunk at a time as its rows are checked to the sink in that second process, so parsing and
+checking here overlap sealing, encrypting and inserting there; its transaction commits only
+after the last row has passed.
 
 One command loading several files (``claimledger ingest KIND FILE KIND FILE ...``) keeps,
 for its next file, the heads of the families it read or wrote and the member index, as of
@@ -46,8 +52,9 @@ its key), so one of the two inserts fails with ConflictError.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -63,7 +70,7 @@ from ..ledger.envelope import GENESIS, event_id, stream_uuid
 from ..ledger.verify import collector_paused
 from ..persistence import checked_record
 from ..store.ledger_view import LedgerView
-from .rows import count_rows, decode, first_cells, parse_rows  # noqa: F401 (re-exported)
+from .rows import FileLines, count_lines, count_rows, parse_rows, ref_cells  # noqa: F401
 from .schemas import KINDS, SCHEMAS, Schema
 from .sink import Appended, FileTransaction, Item, Sink, running_writer, writer_for
 
@@ -86,6 +93,15 @@ _MEMBER = Family.MemberAdded.__qualname__
 _CORRECTED = Family.Corrected.__qualname__
 _ERASED = Family.Erased.__qualname__
 _CORRECTED_TOPIC = get_topic(Family.Corrected)
+#: Rows read ahead at a time: the families they name that have not been read yet are read
+#: together.
+BLOCK = 2_000
+#: Seconds between the queries that keep the file's snapshot and its writer's transaction
+#: from sitting idle (PostgreSQL ends either after 5 s idle in a transaction).
+KEEP_ALIVE = 1.0
+#: What a closed family's collections become (empty, never added to: a closed family is
+#: never checked against again).
+_NOTHING: Any = frozenset()
 
 
 def ingest(
@@ -103,28 +119,24 @@ def ingest(
         raise UsageError(f"unknown ingest kind {kind!r}: expected one of {', '.join(KINDS)}")
     path = Path(path)
     name = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(name, None, None, f"cannot read file: {e.strerror or e}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    text = decode(name, data)
-    rows = parse_rows(schema, name, text)
-    refs = first_cells(schema, text)
+    scan = scan_file(schema, name, path)
+    second = FileLines(name, path)
+    rows = parse_rows(schema, name, second)
     with collector_paused():
-        batch = Batch(app, schema, path, sha)
-        if (data.count(b"\n") > WRITER_PROCESS_ABOVE
-                or running_writer(app, ready=True) is not None):
+        batch = Batch(app, schema, path, scan.sha256)
+        if scan.lines > WRITER_PROCESS_ABOVE or running_writer(app, ready=True) is not None:
             # A large file, or any file once the command's writer is ready: a second
             # process (started first, so that it gets ready while this one parses; kept for
             # the command's next files) encrypts and inserts while this one parses, checks
             # and seals, in one transaction it commits only once every row has passed.
             with FileTransaction(app) as writer:
-                batch.build(rows, refs, progress, stream_to=writer)
+                batch.build(rows, scan.last, progress, stream_to=writer)
+                scan.same_as(second)
                 batch.seal_into(writer)
                 appended = writer.commit(batch.read_at)
         else:
-            batch.build(rows, refs, progress)
+            batch.build(rows, scan.last, progress)
+            scan.same_as(second)
             # Every row has passed: only now is anything sealed, encrypted and inserted.
             appended = None
             if batch.plans:
@@ -136,7 +148,7 @@ def ingest(
     return {
         "kind": kind,
         "file": name,
-        "sha256": sha,
+        "sha256": scan.sha256,
         "rows": batch.appended + batch.skipped,
         "appended": batch.appended,
         "skipped_duplicates": batch.skipped,
@@ -151,7 +163,7 @@ def prepare(app: LedgerApp, paths: Iterable[str | Path]) -> None:
     files load instead of when the first large one needs it."""
     for path in paths:
         try:
-            lines = Path(path).read_bytes().count(b"\n")
+            lines = count_lines(path)
         except OSError:
             continue  # ingest itself reports the file
         if lines > WRITER_PROCESS_ABOVE:
@@ -166,6 +178,35 @@ def finish(app: LedgerApp) -> None:
     writer = running_writer(app)
     if writer is not None:
         writer.close()
+
+
+@dataclass
+class FileScan:
+    """A file's first reading: its SHA-256, its lines, and the last line naming each
+    reference (family_ref or member_ref) it holds: memory in its references, not its rows."""
+
+    name: str
+    sha256: str
+    lines: int
+    last: dict[str, int]
+
+    def same_as(self, second: FileLines) -> None:
+        """The second reading (the rows) read the very bytes the first hashed (a file
+        changed in between could not be bound to the hash its events carry)."""
+        if second.sha256 != self.sha256:
+            raise InputError(self.name, None, None, "the file changed while it was being "
+                             "ingested; nothing was written (ingest it again)")
+
+
+def scan_file(schema: Schema, name: str, path: Path) -> FileScan:
+    """Read the file once through: hash it, check it is UTF-8 text of bounded lines, and
+    note the last line naming each reference (:func:`ref_cells`)."""
+    lines = FileLines(name, path)
+    it = iter(lines)
+    last = {ref: line for line, ref in ref_cells(schema, it)}
+    for _ in it:  # the rest, after a line the CSV reader refused (parsing reports it)
+        pass
+    return FileScan(name, lines.sha256, lines.lines, last)
 
 
 @dataclass
@@ -245,6 +286,16 @@ class FamilyState:
     row_keys: set[str] = field(default_factory=set)
     #: natural key -> (event id of the record's current version, its values)
     current: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    #: The last line of the file naming the family: after it, what the file read and
+    #: planned for the family is dropped (:meth:`Batch.close`).
+    until: int = 0
+    closed: bool = False
+    #: Row keys of this file's rows so far.
+    seen: set[str] = field(default_factory=set)
+    #: natural key -> (line, values) of this file's rows so far.
+    in_file: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    #: For kinds without a natural key: how many times each row's content came so far.
+    copies: dict[bytes, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -294,6 +345,10 @@ class Batch:
         self.topics = sorted({get_topic(c) for c in wanted})
         self.families: dict[str, FamilyState] = {}
         self.members: dict[str, Member] | None = None
+        #: family_ref -> its members' refs (the kinds that check them), and the last line
+        #: naming each family (:meth:`start`).
+        self.of_family: dict[str, set[str]] = {}
+        self.until: dict[str, int] = {}
         #: Every event the file appends, in row order: (family, version, type, topic,
         #: payload); sealed once every row has passed (:meth:`seal_into`).
         self.plans: list[tuple[FamilyState, int, str, str, dict[str, Any]]] = []
@@ -303,50 +358,87 @@ class Batch:
         self.corrected = 0
         self.touched: set[str] = set()
         self.actor = ""
-        #: the ledger position at which :meth:`load` read the ledger
+        #: the ledger position of the file's snapshot (:meth:`start`)
         self.read_at: int | None = None
 
     # --- loading ------------------------------------------------------------------------
-    def load(self, refs: set[str]) -> None:
-        """The member index (when the kind needs it) and every family the rows touch, read
-        in one snapshot of the ledger.
-
-        For the member-keyed kinds one pass over the ledger's MemberAdded, Erased, Corrected
-        and this kind's events serves both: MemberAdded gives the index, which names the
-        families touched, and those families' other events are taken from the same pass.
-        """
-        view = self.view
-        index: MemberIndex | None = None
-        with view.snapshot():
-            top = self.read_at = view.last_position()
-            if self.needs_members:
-                index = self.member_index(top)
-                # The members kind adds to its copy as it checks (a member named twice).
-                self.members = dict(index.members) if self.kind == "members" else index.members
-            if self.by_member:
-                by_stream: dict[Any, list[tuple[int, str, bytes]]] = {}
-                for oid, version, topic, state in view.scan(self.topics):
-                    by_stream.setdefault(oid, []).append((version, topic, state))
-                members = self.members
-                assert members is not None
-                wanted = self.wanted({m.family_ref for r in refs if (m := members.get(r))})
-                heads = self.heads(wanted, top)
-                events = {k: sorted(by_stream[k]) for k in wanted if k in by_stream}
-            else:
-                wanted = self.wanted(refs)
-                heads = self.heads(wanted, top)
-                events = view.events([u for _, u in wanted.values()], self.topics)
-        for k, (ref, uid) in wanted.items():
-            self.families[ref] = self.family_state(ref, uid, heads.get(k), events.get(k, ()))
+    def start(self, last: dict[str, int]) -> None:
+        """Inside the file's snapshot: its position, the member index when the kind needs it,
+        and the last line naming each family (``last``: per reference, from the file's first
+        reading)."""
+        top = self.read_at = self.view.last_position()
+        if not self.needs_members:
+            self.until = last
+            return
+        index = self.member_index(top)
+        # The members kind adds to its copy as it checks (a member named twice).
+        self.members = dict(index.members) if self.kind == "members" else index.members
         if self.check_members:
-            assert index is not None
-            of_family = index.families()
-            for state in self.families.values():
-                state.members = of_family.get(state.ref, set())
+            self.of_family = index.families()
+        if self.by_member:
+            members, until = self.members, {}
+            for ref, line in last.items():
+                m = members.get(ref)
+                if m is not None and until.get(m.family_ref, 0) < line:
+                    until[m.family_ref] = line
+            self.until = until
+        else:
+            self.until = last
+
+    def unread(self, block: list[tuple[int, dict[str, Any]]]) -> list[str]:
+        """The families the rows of ``block`` belong to that have not been read yet, in the
+        order they come (a row naming an unknown member is reported when it is checked)."""
+        families, out = self.families, {}
+        if self.by_member:
+            members = self.members
+            assert members is not None
+            for _, row in block:
+                m = members.get(row["member_ref"])
+                if m is not None and m.family_ref not in families:
+                    out[m.family_ref] = None
+        else:
+            for _, row in block:
+                if row["family_ref"] not in families:
+                    out[row["family_ref"]] = None
+        return list(out)
+
+    def load(self, refs: list[str]) -> None:
+        """Read these families (inside :meth:`LedgerView.snapshot`, after :meth:`start`):
+        each one's head and its events of :attr:`topics`, through the key, a few hundred
+        families per query; the rest of the ledger is never read."""
+        if not refs:
+            return
+        wanted = self.wanted(refs)
+        assert self.read_at is not None
+        heads = self.heads(wanted, self.read_at)
+        events = self.view.events([u for _, u in wanted.values()], self.topics)
+        until = self.until
+        new = []
+        for k, (ref, uid) in wanted.items():
+            state = self.families[ref] = self.family_state(ref, uid, heads.get(k),
+                                                           events.get(k, ()))
+            state.until = until.get(ref, 0)
+            if self.check_members:
+                state.members = self.of_family.get(ref, set())
+            if not state.exists:
+                new.append(state.stream)
         if self.kind == "families":
-            new = [f.stream for f in self.families.values() if not f.exists]
             for stream in self.app.keystore.missing(new):
                 self.families[stream.split("/", 1)[1]].needs_key = True
+
+    def read(self, refs: Iterable[str]) -> None:
+        """Read these families as a file naming them would (what ingest knows of them)."""
+        with self.view.snapshot():
+            self.start({})
+            self.load(list(refs))
+
+    def close(self, state: FamilyState) -> None:
+        """The file names the family no more: drop what was read and planned for it, all
+        but its head (what the command's next file may reuse)."""
+        state.closed = True
+        state.registered = None
+        state.members = state.row_keys = state.seen = _NOTHING  # type: ignore[assignment]
+        state.current = state.in_file = state.copies = _NOTHING  # type: ignore[assignment]
 
     def heads(self, wanted: dict[Any, tuple[str, uuid.UUID]], top: int
               ) -> dict[Any, tuple[int, str]]:
@@ -491,49 +583,63 @@ class Batch:
     def fail(self, line: int, column: str | None, reason: str) -> InputError:
         return InputError(self.name, line, column, reason)
 
-    def build(self, rows: Iterable[tuple[int, dict[str, Any]]], refs: set[str],
+    def build(self, rows: Iterable[tuple[int, dict[str, Any]]], last: dict[str, int],
               progress: Progress | None, stream_to: FileTransaction | None = None) -> None:
-        """Check and plan every row, as they are parsed; ``refs``: every row's reference
-        (:func:`first_cells`), so the families are read before the first row. With
-        ``stream_to``, planned events are also sealed and sent a chunk at a time as the rows
-        are checked (the writer rolls them back if a later row fails); otherwise nothing is
-        sealed until :meth:`seal_into`."""
+        """Check and plan every row, as they are parsed, in one snapshot of the ledger;
+        ``last``: the last line naming each reference (:func:`scan_file`). Rows come a
+        :data:`BLOCK` at a time; the families a block names are read when it comes, and
+        dropped after the last line naming them, so memory follows the families a stretch
+        of the file names, not the file. With ``stream_to``, planned events are also sealed
+        and sent a chunk at a time as the rows are checked (the writer rolls them back if a
+        later row fails); otherwise nothing is sealed until :meth:`seal_into`."""
         rows = iter(rows)
         first = next(rows, None)
         if first is None:
             return
-        self.load(refs)
         self.actor = self.app.settings.who
-        seen: set[str] = set()
-        in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]] = {}
         kind_tag = self.kind
-        copies: dict[bytes, int] | None = {} if self.key_columns is None else None
-        family_of, add_row, sha256 = self.family_of, self.row, hashlib.sha256
+        counted = self.key_columns is None
+        family_of, add_row, sha256, close = self.family_of, self.row, hashlib.sha256, self.close
         done = 0
         # canonical({"kind": kind, "row": row}), composed (see ledger/envelope.py).
         prefix = b'{"kind":' + canonical(kind_tag) + b',"row":'
-        for line, row in chain((first,), rows):
-            content = prefix + canonical(row) + b"}"
-            if copies is not None:
-                # Without a natural key, a row repeated within one file is that many records
-                # (two identical incidents on one day); its n-th copy has its own key, so
-                # re-ingesting the file is still a no-op.
-                n = copies.get(content, 0)
-                copies[content] = n + 1
-                if n:
-                    content = canonical({"kind": kind_tag, "row": row, "copy": n})
-            row_key = sha256(content).hexdigest()
-            state = family_of(line, row)
-            if row_key in seen or row_key in state.row_keys:
-                self.skipped += 1
-            else:
-                seen.add(row_key)
-                add_row(line, row, row_key, state, in_file)
-            done += 1
-            if stream_to is not None and len(self.plans) >= SINK_CHUNK:
-                self.seal_into(stream_to)
-            if progress is not None and done % PROGRESS_EVERY == 0:
-                progress(PROGRESS_EVERY)
+        with self.view.snapshot():
+            self.start(last)
+            alive = time.monotonic()
+            for block in _blocks(chain((first,), rows)):
+                if time.monotonic() - alive > KEEP_ALIVE:  # the snapshot, the writer's
+                    self.view.keep_alive()  # transaction: neither may sit idle too long
+                    if stream_to is not None:
+                        stream_to.put((self.actor, []))
+                    alive = time.monotonic()
+                self.load(self.unread(block))
+                for line, row in block:
+                    state = family_of(line, row)
+                    if state.closed:
+                        raise self.fail(line, None, "the file changed while it was being "
+                                        "ingested; nothing was written (ingest it again)")
+                    content = prefix + canonical(row) + b"}"
+                    if counted:
+                        # Without a natural key, a row repeated within one file is that many
+                        # records (two identical incidents on one day); its n-th copy has its
+                        # own key, so re-ingesting the file is still a no-op.
+                        n = state.copies.get(content, 0)
+                        state.copies[content] = n + 1
+                        if n:
+                            content = canonical({"kind": kind_tag, "row": row, "copy": n})
+                    row_key = sha256(content).hexdigest()
+                    if row_key in state.seen or row_key in state.row_keys:
+                        self.skipped += 1
+                    else:
+                        state.seen.add(row_key)
+                        add_row(line, row, row_key, state)
+                    if line >= state.until:
+                        close(state)
+                    done += 1
+                    if stream_to is not None and len(self.plans) >= SINK_CHUNK:
+                        self.seal_into(stream_to)
+                    if progress is not None and done % PROGRESS_EVERY == 0:
+                        progress(PROGRESS_EVERY)
         if progress is not None and done % PROGRESS_EVERY:
             progress(done % PROGRESS_EVERY)
 
@@ -566,10 +672,7 @@ class Batch:
                                 f"member of family {state.ref!r}")
         return state
 
-    def row(
-        self, line: int, row: dict[str, Any], row_key: str, state: FamilyState,
-        in_file: dict[tuple[str, tuple[Any, ...]], tuple[int, dict[str, Any]]],
-    ) -> None:
+    def row(self, line: int, row: dict[str, Any], row_key: str, state: FamilyState) -> None:
         payload = self.payload_of(row)
         if self.kind == "members":
             self.check_member(line, row, state)
@@ -578,13 +681,13 @@ class Batch:
             self.append(state, payload, line, row_key)
             return
         key = key_of(row)
-        earlier = in_file.get((state.ref, key))
+        earlier = state.in_file.get(key)
         if earlier is not None:
             names = self.schema.natural_key or ()
             raise self.fail(line, None, f"conflicts with line {earlier[0]}: same "
                             f"{', '.join(names)} ({', '.join(str(row[c]) for c in names)}) "
                             f"with other values ({self.differences(earlier[1], payload)})")
-        in_file[(state.ref, key)] = (line, payload)
+        state.in_file[key] = (line, payload)
         if self.kind == "families" and state.registered is not None:
             for col in ("authority", "policy_id"):
                 if state.registered[col] != row[col]:
@@ -671,3 +774,22 @@ class Batch:
             "supersedes": supersedes,
             "reason": f"re-supplied in {self.file_name} line {line}",
             "replacement": replacement})
+
+
+def _blocks(rows: Iterator[tuple[int, dict[str, Any]]]
+            ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """The rows a :data:`BLOCK` at a time. A bad row ends the block before it, which is
+    checked first (an earlier row's bad reference is the one reported), then raises."""
+    block: list[tuple[int, dict[str, Any]]] = []
+    try:
+        for item in rows:
+            block.append(item)
+            if len(block) == BLOCK:
+                yield block
+                block = []
+    except InputError:
+        if block:
+            yield block
+        raise
+    if block:
+        yield block

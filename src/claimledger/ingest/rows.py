@@ -1,14 +1,16 @@
-"""Reading a data-match file: its bytes as text, its rows parsed and checked against the
-kind's schema in file order, and its reference column read first. Pure: text in, rows out;
-nothing here touches the ledger."""
+"""Reading a data-match file: its lines as text, streamed and hashed, its rows parsed and
+checked against the kind's schema in file order, and its reference column read first. Lines
+in, rows out; nothing here touches the ledger, and nothing holds the whole file."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import InputError
 from .schemas import BadCell, Schema
@@ -20,23 +22,111 @@ def count_rows(path: str | Path) -> int:
         return max(sum(1 for line in f if line.strip()) - 1, 0)
 
 
+# --- reading ----------------------------------------------------------------------------
+#: The longest line a data-match file may have (characters, its line break included): far
+#: above any row of the DESIGN's kinds, and what keeps a file without line breaks from being
+#: held whole.
+MAX_LINE = 1 << 20
+#: Bytes read from the file at a time.
+READ_BYTES = 1 << 20
+
+
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes every byte read through it, so that a file is hashed as it
+    streams past instead of being held to be hashed."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.raw.readinto(b) or 0
+        self.sha.update(memoryview(b)[:n])
+        return n
+
+
+class FileLines:
+    """A data-match file's lines as text (each with its line break; ``\r\n``, ``\n`` and
+    ``\r`` all end one, as the CSV reader wants them), read a buffer at a time and hashed as
+    they pass: iterate once, then :attr:`sha256` is the SHA-256 of every byte of the file.
+
+    InputError for a file that cannot be read, a line that is not UTF-8 (its number and the
+    first bad byte) or longer than :data:`MAX_LINE`."""
+
+    def __init__(self, name: str, path: str | Path):
+        self.name = name
+        self.path = Path(path)
+        self._hashing: _Hashing | None = None
+        self.lines = 0
+
+    @property
+    def sha256(self) -> str:
+        assert self._hashing is not None, "read the lines first"
+        return self._hashing.sha.hexdigest()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            raw = self.path.open("rb", buffering=0)
+        except OSError as e:
+            raise InputError(self.name, None, None,
+                             f"cannot read file: {e.strerror or e}") from None
+        with raw:
+            self._hashing = _Hashing(raw)  # type: ignore[arg-type]
+            text = io.TextIOWrapper(io.BufferedReader(self._hashing, READ_BYTES),
+                                    encoding="utf-8-sig", newline="")
+            readline = text.readline
+            n = 0
+            try:
+                while line := readline(MAX_LINE + 1):
+                    n += 1
+                    if len(line) > MAX_LINE:
+                        raise InputError(self.name, n, None, f"line longer than {MAX_LINE} "
+                                         "characters: not a data-match file")
+                    yield line
+            except UnicodeDecodeError:
+                raise self._not_utf8() from None
+            except OSError as e:
+                raise InputError(self.name, None, None,
+                                 f"cannot read file: {e.strerror or e}") from None
+            self.lines = n
+            text.detach()
+
+    def _not_utf8(self) -> InputError:
+        """Where the file stops being UTF-8: its line and first bad byte (read again, a
+        line at a time, only once a file has failed)."""
+        with self.path.open("rb") as f:
+            for n, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8-sig" if n == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    return InputError(self.name, n, None,
+                                      f"not UTF-8 text (byte {line[e.start]:#04x})")
+        return InputError(self.name, None, None, "not UTF-8 text")
+
+
+def count_lines(path: str | Path) -> int:
+    """Line breaks in a file, counted a buffer at a time."""
+    n = 0
+    with Path(path).open("rb") as f:
+        while chunk := f.read(READ_BYTES):
+            n += chunk.count(b"\n")
+    return n
+
+
 # --- parsing ----------------------------------------------------------------------------
-def decode(name: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(name, line, None, f"not UTF-8 text (byte {data[e.start]:#04x})") from None
-
-
-def parse_rows(schema: Schema, name: str, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def parse_rows(
+    schema: Schema, name: str, lines: Iterable[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, values) of each row, in file order; InputError at the first bad one, raised
     when the rows before it have been taken (so a caller checking rows as they come reports
     an earlier row's bad reference first). The header is checked at once.
 
     Line numbers count the header as line 1. Blank rows (every cell empty) are ignored.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
     expected = ",".join(schema.header)
     try:
         header = next(reader)
@@ -81,30 +171,39 @@ def _rows(schema: Schema, name: str, reader: Any) -> Iterator[tuple[int, dict[st
         yield start, row
 
 
-def first_cells(schema: Schema, text: str) -> set[str]:
-    """Every data row's reference cell (family_ref or member_ref), stripped, bad rows
-    included: the families a file may touch, known before its rows are parsed, so that a
-    large file's rows can be checked and sent on as they are parsed. A file without quotes
-    is cut at its line breaks and commas (a fifth of the cost of ``csv``); a quote or a bare
-    carriage return, and it is read as CSV, as :func:`parse_rows` reads it."""
+def ref_cells(schema: Schema, lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line, reference cell) of every data row (family_ref or member_ref, stripped, bad
+    rows included, empty ones left out), numbered as :func:`parse_rows` numbers rows: the
+    families a file touches and the last line that names each, read before its rows are
+    parsed. A line without a quote is one row and is cut at its commas (a fifth of the cost
+    of ``csv``); from the first quote on, the rest is read as CSV, as :func:`parse_rows`
+    reads it."""
     column = schema.header.index(schema.ref)
-    plain = text.replace("\r\n", "\n")
-    refs: set[str] = set()
-    if '"' not in plain and "\r" not in plain:  # rows are exactly its lines
-        lines = plain.split("\n")[1:]
-        if column == 0:
-            refs = {line.split(",", 1)[0].strip() for line in lines}
-        else:
-            refs = {cells[column].strip() for line in lines
-                    if len(cells := line.split(",")) > column}
+    it = iter(lines)
+    n = 0
+    for line in it:
+        n += 1
+        if '"' in line:
+            break
+        if n == 1:
+            continue  # the header
+        cells = line.split(",", column + 1)
+        if len(cells) > column and (ref := cells[column].strip()):
+            yield n, ref
     else:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
+        return
+    reader = csv.reader(chain((line,), it))
+    at = n - 1  # lines before the reader's first
+    try:
+        if n == 1:
             next(reader, None)
-            for cells in reader:
-                if len(cells) > column:
-                    refs.add(cells[column].strip())
-        except csv.Error:  # parse_rows reports it, at its line, once the rows before are in
-            pass
-    refs.discard("")  # a row without its reference is a bad row (the column is required)
-    return refs
+        while True:
+            start = at + reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            if len(cells) > column and (ref := cells[column].strip()):
+                yield start, ref
+    except csv.Error:  # parse_rows reports it, at its line, once the rows before are in
+        return

@@ -93,7 +93,12 @@ class Sink:
         return self._stack.__exit__(et, e, tb)
 
     def put(self, chunk: Chunk) -> None:
+        """Seal, encrypt and insert the chunk's items; no items: the checker is still at
+        work (rows it skips, say), and an open transaction must not sit idle meanwhile."""
         actor, items = chunk
+        if not items:
+            self._bulk.keep_alive()
+            return
         if not self._recorded_at:  # the writers' lock is taken here, before the first seal
             self._recorded_at = self._bulk.moment()
         if self._sealer is None or self._sealer[0] != actor:
@@ -292,19 +297,28 @@ class WriterProcess:
 
 class FileTransaction:
     """One file's transaction in the application's writer process: ``with`` it, put the
-    chunks, :meth:`commit`; leaving the block without committing rolls the file back."""
+    chunks, :meth:`commit`; leaving the block without committing rolls the file back. The
+    transaction begins with the first chunk, not before: reading the ledger first may take
+    longer than PostgreSQL lets a transaction sit idle."""
 
     def __init__(self, app: LedgerApp):
         self.writer = writer_for(app)
+        self._begun = False
 
     def __enter__(self) -> FileTransaction:
-        self.writer.begin()
         return self
 
+    def _begin(self) -> None:
+        if not self._begun:
+            self.writer.begin()
+            self._begun = True
+
     def put(self, chunk: Chunk) -> None:
+        self._begin()
         self.writer.put(chunk)
 
     def commit(self, read_at: int | None = None) -> Appended:
+        self._begin()
         return self.writer.commit(read_at)
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -17,24 +17,23 @@ if TYPE_CHECKING:
 
 #: Ids per query.
 _IN_CHUNK = 500
-#: Touching more families than this, a read takes the events of its topics from one pass
-#: over the table, in ledger order, rather than each family's events through the key (which
-#: visits every event of every family, in no order). On the county's PostgreSQL ledger the
-#: pass took 0.12-0.19 s for a kind's 4,890 events against 0.46-0.58 s by key.
-_SCAN_ABOVE = 200
-#: SQLite's memory map for a snapshot's connection.
-MMAP_BYTES = 1 << 30
+#: Rows a scan reads per query.
+_PAGE = 5_000
+#: SQLite's memory map for a snapshot's connection: the pages it maps count in the process's
+#: resident memory, so it is bounded (a re-ingest reads a family's every event of its kind,
+#: and a map of the whole file held a gigabyte of it resident).
+MMAP_BYTES = 64 << 20
 
 
 class LedgerView:
     """Filtered reads of the events table, on SQLite or PostgreSQL, inside :meth:`snapshot`.
 
-    Each read is a few queries however many families a file touches (ids go in chunks of
+    Each read is a few queries however many families it is asked for (ids go in chunks of
     ``_IN_CHUNK``): the head (last event) of each stream, the events of some topics of each
-    stream, or of every stream in ledger order. All the reads of one snapshot see the
-    ledger as of one moment, so a head and the events read with it agree; another writer's
-    later append to the same stream then collides with this file's next version (a
-    ConflictError at insert) rather than going unseen.
+    stream through the key, or of every stream in ledger order. All the reads of one
+    snapshot see the ledger as of one moment, so a head and the events read with it agree;
+    another writer's later append to the same stream then collides with this file's next
+    version (a ConflictError at insert) rather than going unseen.
     """
 
     def __init__(self, app: LedgerApp):
@@ -67,6 +66,13 @@ class LedgerView:
                 yield self
             finally:
                 self._cursor = None
+
+    def keep_alive(self) -> None:
+        """On PostgreSQL, one cheap query: a snapshot its reader keeps open between reads
+        must not sit idle in its transaction longer than the server's
+        ``idle_in_transaction_session_timeout`` (eventsourcing sets 5 s)."""
+        if not self.sqlite:
+            self._rows("SELECT 1", [])
 
     def key(self, uid: uuid.UUID) -> Any:
         """How the backend returns an originator id: hex text on SQLite, a UUID on PostgreSQL."""
@@ -104,14 +110,6 @@ class LedgerView:
     ) -> dict[Any, list[tuple[int, str, bytes]]]:
         """Stream key -> its events of ``topics`` as (version, topic, state), in version order."""
         out: dict[Any, list[tuple[int, str, bytes]]] = {}
-        if len(ids) > _SCAN_ABOVE:
-            keys = {self.key(u) for u in ids}
-            for oid, version, topic, state in self.scan(topics):
-                if oid in keys:
-                    out.setdefault(oid, []).append((version, topic, state))
-            for evs in out.values():
-                evs.sort()
-            return out
         topic_where, topic_params = self._in("topic", topics)
         for i in range(0, len(ids), _IN_CHUNK):
             where, params = self._in("originator_id", [self.key(u) for u in ids[i: i + _IN_CHUNK]])
@@ -121,14 +119,18 @@ class LedgerView:
                 out.setdefault(oid, []).append((version, topic, bytes(state)))
         return out
 
-    def scan(self, topics: list[str], after: int = 0) -> list[tuple[Any, int, str, bytes]]:
+    def scan(self, topics: list[str], after: int = 0) -> Iterator[tuple[Any, int, str, bytes]]:
         """(stream key, version, topic, state) of every event of ``topics`` after ledger
-        position ``after``, in ledger order."""
+        position ``after``, in ledger order, a page of a few thousand at a time."""
         where, params = self._in("topic", topics)
         mark = "?" if self.sqlite else "%s"
-        sql = (f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-               f"WHERE {where} AND {self.position} > {mark} ORDER BY {self.position}")
-        return [(o, v, t, bytes(s)) for o, v, t, s in self._rows(sql, [*params, after])]
+        sql = (f"SELECT {self.position}, originator_id, originator_version, topic, state "
+               f"FROM {self.table} WHERE {where} AND {self.position} > {mark} "
+               f"ORDER BY {self.position} LIMIT {_PAGE}")
+        while page := self._rows(sql, [*params, after]):
+            for _, o, v, t, s in page:
+                yield o, v, t, bytes(s)
+            after = page[-1][0]
 
     def last_position(self) -> int:
         """The ledger position of the last event in this snapshot (0 when empty)."""
