@@ -126,3 +126,18 @@ def test_a_file_changed_between_its_two_readings_or_with_an_endless_line_is_refu
     with pytest.raises(InputError, match="line longer than") as e:
         ingest(app, "attendance", endless)
     assert e.value.line == 2
+
+
+def test_the_measured_peak_is_the_commands_own_not_its_parents(
+    tmp_path: Path, bench: ModuleType,
+) -> None:
+    """A test run can hold hundreds of megabytes when it starts the command; a child
+    started straight from it would report that peak as its own (``ru_maxrss`` survives an
+    exec). Here the parent holds 400 MB and the 20,000-row ingest still measures its own."""
+    held = bytearray(400 * 2**20)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident
+    r = bench.measure(tmp_path, f"sqlite:///{tmp_path / 'ledger.sqlite'}", 20_000,
+                      families=200)
+    assert r["first"]["appended"] == 20_000
+    assert 0 < r["first"]["peak_rss_mb"] < 200 and 0 < r["again"]["peak_rss_mb"] < 200, r
+    del held
