@@ -374,20 +374,20 @@ def test_a_decision_that_does_not_follow_from_its_evidence_is_caught(
 ):
     """Software that recorded a reason the evidence does not give: the bundle is genuine and
     signed, but re-deriving the decision from it shows the difference."""
-    from claimledger.audit import claims
+    from claimledger.evaluate import replay
     from claimledger.evaluate.decide import Decision
 
     c = County(tmp_path, run_inprocess)
     c.init("Worcestershire")
     c.ingest(family("W-9", 5), now="2016-03-20T10:00:00Z")
-    real = claims.decide
+    real = replay.decide
 
     def embellished(*a: Any, **k: Any) -> Decision:
         d = real(*a, **k)
         return Decision(**{**{f: getattr(d, f) for f in d.__dataclass_fields__},
                            "reasons": (*d.reasons, "employment verified by DWP")})
 
-    monkeypatch.setattr(claims, "decide", embellished)
+    monkeypatch.setattr(replay, "decide", embellished)  # the software that submits
     c.cli("claim", "submit", "W-9", "--on", "2016-03-31", now="2016-04-02T09:00:00Z")
     monkeypatch.undo()
     out = tmp_path / "W-9.zip"

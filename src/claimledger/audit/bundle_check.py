@@ -46,8 +46,7 @@ from ..errors import (
     IntegrityError,
     PolicyError,
 )
-from ..evaluate.decide import decide
-from ..evaluate.timeline import select_evidence
+from ..evaluate.replay import replay
 from ..ledger import merkle
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, envelope_hash, event_id, payload_digest
@@ -575,12 +574,10 @@ def _replay(c: _Check, sp: dict[str, Any], before: list[_Event], policy: Policy)
     on = date.fromisoformat(sp["claimed_on"])
     records = [(f"bundle:{e.type}", e.rec) for e in before]
     try:
-        replay = decide(policy, select_evidence(records, as_of=on, known_at=known_at), on)
+        again = replay(records, on, known_at, policy)[2].to_dict()
     except (EvaluationError, ErasedError) as e:
         c.fail(DECISION, f"cannot be re-derived from the bundled events ({e})")
         return
-    again = replay.to_dict()
-    again["known_at"] = known_at
     res.decision = again
     recorded = sp["decision"]
     shared = [k for k in recorded if k in again and k != "notes"]

@@ -21,14 +21,13 @@ from ..domain.base import iso_utc
 from ..domain.claim import OPEN_STATES, REVERSAL_REASONS, Claim
 from ..domain.ledger import PolicyVersion
 from ..errors import ClaimRefusedError, ErasedError, IntegrityError, UsageError
-from ..evaluate.decide import decide
+from ..evaluate.replay import replay
 from ..evaluate.service import (
     choose_policy,
     current_policies,
     family_records,
     policy_from_bytes,
 )
-from ..evaluate.timeline import select_evidence
 from ..persistence import checked_record
 
 if TYPE_CHECKING:
@@ -63,9 +62,9 @@ def decide_now(app: LedgerApp, family_ref: str, on: date, known_at: str,
     loaded policies and the family's records, when the caller already has them."""
     if records is None:
         records = family_records(app, family_ref)
-    evidence = select_evidence(records, as_of=on, known_at=known_at)
-    policy = choose_policy(policies or current_policies(), evidence.policy_id, on)
-    return policy, decide(policy, evidence, on)
+    policy, _, decision = replay(records, on, known_at, lambda ev: choose_policy(
+        policies or current_policies(), ev.policy_id, on))
+    return policy, decision
 
 
 def record_claim(app: LedgerApp, policy: Any, decision: Any, on: date, known_at: str,
@@ -88,7 +87,6 @@ def record_claim(app: LedgerApp, policy: Any, decision: Any, on: date, known_at:
         )
     ctx = app.context()
     record = decision.to_dict()
-    record["known_at"] = known_at
     payment = decision.payment
     amount = None if payment is None else str(payment.amount)
     pending: list[Any] = []
@@ -294,7 +292,7 @@ def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
     records = family_records(app, sub["family_ref"])
     recorded = sub["decision"]
     try:
-        then = select_evidence(records, as_of=on, known_at=sub["known_at"])
+        _, then, decided = replay(records, on, sub["known_at"], policy)
     except ErasedError as e:
         # The claim keeps its recorded decision; the evidence behind it is gone.
         return {
@@ -306,14 +304,13 @@ def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
             "changed_since": [f"cannot replay: {e}"], "history": history,
             "selection_notes": [],
         }
-    replay = decide(policy, then, on).to_dict()
-    replay["known_at"] = sub["known_at"]
-    matches = all(replay.get(k) == recorded.get(k) for k in DECISION_FIELDS)
+    again = decided.to_dict()
+    matches = all(again.get(k) == recorded.get(k) for k in DECISION_FIELDS)
     now = iso_utc(app.settings.clock())
     if any(r["envelope"]["recorded_at"] > sub["known_at"] for _, r in records):
-        today = decide(policy, select_evidence(records, as_of=on, known_at=now), on).to_dict()
+        today = replay(records, on, now, policy)[2].to_dict()
     else:  # nothing about the family was learned since: today's answer is the replay
-        today = replay
+        today = again
     return {
         "claim_id": claim_id,
         "family_ref": sub["family_ref"],
@@ -324,9 +321,9 @@ def explain(app: LedgerApp, claim_id: str) -> dict[str, Any]:
         "policy_sha256": sub["policy_sha256"],
         "claimledger_version": sub["claimledger_version"],
         "amount": sub.get("amount"),
-        "decision": replay,
+        "decision": again,
         "replay_matches_recorded": matches,
-        "changed_since": diff_decisions(replay, today),
+        "changed_since": diff_decisions(again, today),
         "history": history,
         "selection_notes": list(then.notes),
     }

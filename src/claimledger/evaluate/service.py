@@ -19,8 +19,7 @@ from ..errors import UsageError
 from ..policy.library import load_policies, policy_in_force
 from ..policy.load import load_policy_bytes
 from ..policy.model import Policy
-from .decide import decide
-from .timeline import select_evidence
+from .replay import replay
 
 if TYPE_CHECKING:
     from ..application import LedgerApp
@@ -98,12 +97,10 @@ def evaluate(app: LedgerApp, family_ref: str, as_of: date, known_at: str | None 
     """The decision as plain data (the DESIGN's JSON contract)."""
     k = known_at_text(app, known_at)
     records = family_records(app, family_ref)
-    evidence = select_evidence(records, as_of=as_of, known_at=k)
-    if policy is None:
-        policy = choose_policy(current_policies(), evidence.policy_id, as_of,
-                               policy_id)
-    result = decide(policy, evidence, as_of).to_dict()
-    result["known_at"] = k
+    policy, evidence, decision = replay(
+        records, as_of, k, policy or (lambda ev: choose_policy(current_policies(),
+                                                               ev.policy_id, as_of, policy_id)))
+    result = decision.to_dict()
     result["policy_sha256"] = policy.sha256
     result["selection_notes"] = list(evidence.notes)
     return result
