@@ -74,8 +74,8 @@ def signed_by_another_key(state: bytes, ledger_id: str) -> bytes:
     """A checkpoint re-signed, correctly, by a key the ledger never registered."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from claimledger.domain.ledger import checkpoint_statement
     from claimledger.ledger import signing
+    from claimledger.ledger.keychain import checkpoint_statement
 
     p = loads(state)["payload"]
     other = Ed25519PrivateKey.generate()

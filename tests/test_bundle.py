@@ -25,10 +25,10 @@ import pytest
 from claimledger.audit import bundle as B
 from claimledger.audit import bundle_check
 from claimledger.cli import main
-from claimledger.domain.ledger import checkpoint_statement
 from claimledger.ledger import signing
 from claimledger.ledger.canonical import canonical, loads
 from claimledger.ledger.envelope import envelope_hash, payload_digest
+from claimledger.ledger.keychain import checkpoint_statement
 from county import County, terms
 
 POLICY = "worcestershire/stronger-families-2015-16"

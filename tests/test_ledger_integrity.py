@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from claimledger.application import Settings, open_app
 from claimledger.domain.family import Family
-from claimledger.domain.ledger import checkpoint_statement
 from claimledger.errors import ConflictError
 from claimledger.ledger import signing
 from claimledger.ledger.canonical import canonical, loads
 from claimledger.ledger.envelope import stream_uuid
+from claimledger.ledger.keychain import checkpoint_statement
 from ledger_story import add_family, build, reseal, signed_by_another_key
 
 

@@ -24,11 +24,12 @@ from . import witness
 from .access import Actors
 from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
-from .domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement, rotation_statement
+from .domain.ledger import LEDGER_KEY, Ledger
 from .errors import ClockError, ConfigError, IntegrityError, UsageError
 from .ledger import merkle, signing
 from .ledger.canonical import canonical, loads
 from .ledger.envelope import stream_uuid
+from .ledger.keychain import checkpoint_statement, rotation_statement
 from .ledger.tiles import TileBuilder, TileCheck
 from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record

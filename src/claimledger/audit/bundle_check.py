@@ -36,8 +36,6 @@ from ..domain.ledger import (
     LEDGER_KEY,
     Ledger,
     PolicyVersion,
-    checkpoint_statement,
-    rotation_statement,
 )
 from ..errors import (
     ClaimLedgerError,
@@ -50,8 +48,13 @@ from ..evaluate.replay import replay
 from ..ledger import merkle
 from ..ledger.canonical import canonical, loads
 from ..ledger.envelope import GENESIS, envelope_hash, event_id, payload_digest
+from ..ledger.keychain import (
+    KEY_TYPES,
+    KeyChainError,
+    check_checkpoint_signature,
+    check_rotation,
+)
 from ..ledger.signing import key_id as compute_key_id
-from ..ledger.signing import verify_signature
 from ..policy.load import load_policy_bytes
 from ..policy.model import Policy
 
@@ -63,7 +66,6 @@ ARCHIVE = "(archive)"
 SUBMITTED = "Claim.Submitted"
 REGISTERED = "PolicyVersion.Registered"
 CHECKPOINTED = "Ledger.Checkpointed"
-KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
 LEDGER_STREAM = Ledger.stream_name(LEDGER_KEY)
 PROOF_KEYS = ("event", "hash", "leaf_index", "path", "tree_size")
 
@@ -717,12 +719,8 @@ def _check_keys(c: _Check, key_events: list[_Event], keys: dict[str, str],
                     raise ValueError("it is not the ledger's first event")
                 ledger_id = p["ledger_id"]
             else:
-                if active is None or p["previous_key_id"] != active:
-                    raise ValueError("it does not follow the active key")
-                verify_signature(bytes.fromhex(registered[active]),
-                                 bytes.fromhex(p["endorsement"]),
-                                 canonical(rotation_statement(str(ledger_id), active,
-                                                              p["key_id"])), "rotation")
+                check_rotation(p, {k: bytes.fromhex(v) for k, v in registered.items()},
+                               active, str(ledger_id), "rotation")
         except (KeyError, ValueError, TypeError, IntegrityError) as err:
             c.fail(e.member, f"{e.id} is not a valid key registration of the ledger ({err})")
             continue
@@ -743,8 +741,6 @@ def _check_keys(c: _Check, key_events: list[_Event], keys: dict[str, str],
         c.fail(CHECKPOINT, f"signed with key {_short(kid)}, which is not the ledger's "
                            "registered active key in the bundled key events")
     else:
-        statement = canonical(checkpoint_statement(
-            ledger_id, tree_size, cpp["root"], cpp["prev_checkpoint"], cpp["signed_at"], kid))
         public = bytes.fromhex(registered[kid])
         if trusted_key is not None:
             res.key_source = "--pubkey"
@@ -765,8 +761,9 @@ def _check_keys(c: _Check, key_events: list[_Event], keys: dict[str, str],
                              f"{_short(kid)}; pass --pubkey with the authority's published key "
                              "to trust it")
         try:
-            verify_signature(public, bytes.fromhex(cpp["signature"]), statement, "checkpoint")
-        except (IntegrityError, ValueError) as e:
+            check_checkpoint_signature({**cpp, "tree_size": tree_size}, public, ledger_id,
+                                       "checkpoint")
+        except KeyChainError as e:
             c.fail(CHECKPOINT, f"signature does not verify ({e})")
 
 

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..domain.ledger import LEDGER_KEY, Ledger, checkpoint_statement
+from ..domain.ledger import LEDGER_KEY, Ledger
 from ..errors import IntegrityError, UsageError
 from ..ledger import merkle
-from ..ledger.canonical import canonical
+from ..ledger.keychain import KEY_TYPES, KeyChainError, check_checkpoint_signature
 from ..ledger.signing import key_id as compute_key_id
-from ..ledger.signing import verify_signature
 from ..ledger.tiles import TileReader
 from .proofs import NOT_BUILT
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from ..application import LedgerApp
 
 FORMAT = "claimledger-consistency/1"
-KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
 
 
 def _ledger_records(app: LedgerApp) -> list[dict[str, Any]]:
@@ -141,10 +139,10 @@ def check_consistency(doc_bytes: bytes, kept_size: int, kept_root: str, *,
         second_size, second_root = int(s["tree_size"]), str(s["root"])
         proof = [bytes.fromhex(h) for h in doc["proof"]]
         first = doc["first"]
-        statement = canonical(checkpoint_statement(
-            doc["ledger_id"], second_size, second_root, s["prev_checkpoint"], s["signed_at"],
-            s["key_id"]))
-        signature = bytes.fromhex(s["signature"])
+        signed = {"tree_size": second_size, "root": second_root,
+                  "prev_checkpoint": s["prev_checkpoint"], "signed_at": s["signed_at"],
+                  "key_id": s["key_id"], "signature": s["signature"]}
+        ledger_id = str(doc["ledger_id"])
         bundled = bytes.fromhex(s["public_key"])
         old_root = bytes.fromhex(kept_root)
     except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -166,8 +164,8 @@ def check_consistency(doc_bytes: bytes, kept_size: int, kept_root: str, *,
         res.notes.append("signature checked against the document's own key; pass --pubkey "
                          "with the authority's published key to trust it")
     try:
-        verify_signature(public, signature, statement, f"checkpoint of size {second_size}")
-    except IntegrityError as e:
+        check_checkpoint_signature(signed, public, ledger_id, f"checkpoint of size {second_size}")
+    except KeyChainError as e:
         res.reasons.append(str(e))
     if first.get("tree_size") != kept_size:
         res.reasons.append(f"the proof starts at tree size {first.get('tree_size')}, you kept "

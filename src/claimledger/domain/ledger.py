@@ -37,7 +37,7 @@ class Ledger(ChainedAggregate):
 
     class KeyRotated(ChainedAggregate.Event):
         """A new signing key; ``endorsement`` is the previous key's signature over
-        :func:`rotation_statement`, so only the holder of the old key could rotate it."""
+        :func:`claimledger.ledger.keychain.rotation_statement`, so only the holder of the old key could rotate it."""
 
         public_key: str
         key_id: str
@@ -83,26 +83,6 @@ class Ledger(ChainedAggregate):
 
     def checkpoint(self, ctx: AppendContext, **payload: Any) -> None:
         self._append(self.Checkpointed, ctx, **payload)
-
-
-def checkpoint_statement(
-    ledger_id: str, tree_size: int, root: str, prev_checkpoint: str | None, signed_at: str,
-    key_id: str,
-) -> dict[str, Any]:
-    """What a checkpoint signature signs (canonical JSON of this dict)."""
-    return {
-        "ledger_id": ledger_id,
-        "tree_size": tree_size,
-        "root": root,
-        "prev_checkpoint": prev_checkpoint,
-        "signed_at": signed_at,
-        "key_id": key_id,
-    }
-
-
-def rotation_statement(ledger_id: str, previous_key_id: str, key_id: str) -> dict[str, Any]:
-    """What the outgoing key signs to hand over to the new one."""
-    return {"ledger_id": ledger_id, "previous_key_id": previous_key_id, "key_id": key_id}
 
 
 class PolicyVersion(ChainedAggregate):

@@ -45,19 +45,17 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..domain.ledger import checkpoint_statement, rotation_statement
 from ..domain.topics import EVENT_TOPICS
 from ..errors import IntegrityError
 from . import merkle
 from .canonical import canonical
 from .envelope import GENESIS, event_id, payload_digest, stream_uuid
+from .keychain import KEY_TYPES, KeyChainError, check_checkpoint_signature, check_rotation
 from .signing import key_id as compute_key_id
-from .signing import verify_signature
 from .tiles import TileCheck
 
 CHECKPOINT_TYPE = "Ledger.Checkpointed"
 ERASED_TYPE = "Family.Erased"
-KEY_TYPES = ("Ledger.Initialised", "Ledger.KeyRotated")
 LEDGER_TYPES = (*KEY_TYPES, CHECKPOINT_TYPE)
 FRONTIER_WINDOW = 4096
 #: Events between the frontier snapshots the window keeps (a past frontier is rebuilt from the
@@ -734,16 +732,10 @@ class _Tree:
 
 def _check_rotation(p: dict[str, Any], keys: dict[str, bytes], active_key: str | None,
                     ledger_id: str | None, what: str) -> None:
-    if p["previous_key_id"] != active_key or active_key not in keys:
-        raise _Fail("bad signature", f"key rotation {what} names previous key "
-                                     f"{p['previous_key_id'][:16]}…, which is not the active key")
-    statement = rotation_statement(ledger_id or "", p["previous_key_id"], p["key_id"])
     try:
-        verify_signature(keys[active_key], bytes.fromhex(p["endorsement"]), canonical(statement),
-                         f"key rotation {what}")
-    except (IntegrityError, ValueError):
-        raise _Fail("bad signature", f"key rotation {what} is not endorsed by the previous "
-                                     "key") from None
+        check_rotation(p, keys, active_key, ledger_id, f"key rotation {what}")
+    except KeyChainError as e:
+        raise _Fail("bad signature", str(e)) from None
 
 
 def _check_checkpoint(
@@ -783,12 +775,7 @@ def _check_checkpoint(
                                      "key of this ledger")
     if kid != active_key:
         raise _Fail("bad signature", f"{what} is signed with retired key {kid[:16]}…")
-    statement = checkpoint_statement(
-        ledger_id or "", size, p["root"], p["prev_checkpoint"], p["signed_at"], kid
-    )
     try:
-        verify_signature(keys[kid], bytes.fromhex(p["signature"]), canonical(statement), what)
-    except IntegrityError as e:
+        check_checkpoint_signature(p, keys[kid], ledger_id or "", what)
+    except KeyChainError as e:
         raise _Fail("bad signature", str(e)) from None
-    except ValueError:
-        raise _Fail("bad signature", f"{what}: signature is not hex") from None
