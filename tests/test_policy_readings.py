@@ -1,4 +1,4 @@
-"""Issue 15: verdicts that match the documents, told as stories and checked through the CLI.
+"""Verdicts that match the documents, told as stories and checked through the CLI.
 
 Each story is a family from a seed document's own words, then the verdict and the money.
 """
@@ -29,8 +29,8 @@ from test_claim_stories_more import LANCASHIRE, family
 
 REPO = Path(__file__).resolve().parents[1]
 LANCASHIRE_FILE = f"policies/{LANCASHIRE}.toml"
-#: the commit before issue 15: Lancashire's results rate picked by the claim's date
-BEFORE_ISSUE_15 = "4f2c323"
+#: the commit before the rates gained a basis: Lancashire's results rate picked by the claim's date
+BEFORE_RATES_HAD_A_BASIS = "4f2c323"
 
 
 def kelly(ref: str, attached_on: str, signed_off: str) -> dict[str, list[dict[str, Any]]]:
@@ -125,12 +125,13 @@ def test_a_familys_payments_never_exceed_the_documents_total() -> None:
 def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
         tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compatibility: a claim replays with the policy bytes registered when it was made. LA-31
-    (attached 2012/13) is claimed in 2013/14 under the file as it was before issue 15, which
-    priced results by the claim's date (£1,600). The file is corrected (a new version, a new
-    sha256); the old claim still explains identically, with its own sha256 and amount, and a
-    new evaluation uses the corrected file (£800)."""
-    old = subprocess.run(["git", "-C", str(REPO), "show", f"{BEFORE_ISSUE_15}:{LANCASHIRE_FILE}"],
-                         capture_output=True, check=True).stdout
+    (attached 2012/13) is claimed in 2013/14 under the file as it was before its rates gained a
+    basis, which priced results by the claim's date (£1,600). The file is corrected (a new
+    version, a new sha256); the old claim still explains identically, with its own sha256 and
+    amount, and a new evaluation uses the corrected file (£800)."""
+    old = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BEFORE_RATES_HAD_A_BASIS}:{LANCASHIRE_FILE}"],
+        capture_output=True, check=True).stdout
     root = tmp_path / "policies"
     (root / "lancashire").mkdir(parents=True)
     (root / LANCASHIRE_FILE.removeprefix("policies/")).write_bytes(old)
