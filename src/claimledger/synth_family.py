@@ -628,6 +628,13 @@ class FamilyBuilder:
             when = [t.assessment, t.attached + days(r.randint(120, 200)),
                     t.review - days(r.randint(10, 40))]
             values = [first, (first + last) // 2 if good else first, last]
+            held = [int(structural(a.get("held_months"))) for a in atoms
+                    if a.get("held_months") is not None]
+            if good and held:
+                # 'no re-escalation for at least N months': the middle score already reaches
+                # the latest level and is dated N months (and a little more) before the review
+                values[1] = last
+                when[1] = min(when[1], add_months(t.review, -max(held)) - days(r.randint(1, 20)))
             for day, value in zip(when, values, strict=True):
                 self.c.add("scores", [m.ref, inst, day, value, self.lead])
 
