@@ -24,7 +24,7 @@ from claimledger.policy.evidence import (
 )
 from claimledger.policy.library import find_policy
 from claimledger.policy.model import Payment
-from county import County
+from county import County, terms
 from test_claim_stories_more import LANCASHIRE, family
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +155,59 @@ def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
     now = c.evaluate("LA-31", "2013-10-31", now="2013-11-03T10:00:00Z")
     assert now["policy_sha256"] != sub["policy_sha256"]
     assert now["payment"]["amount"] == "800"
+
+
+# --- one results claim per family, whichever route shows it ---------------------------------
+
+def _claimed_by_employment_then_progress(c: County) -> tuple[int, Any, str]:
+    """Kelly (on ESA at her family's attachment on 1 October 2012) signs off on 30 April 2013
+    and works on; Leo's school data is not yet in, so on 31 October 2013 the family is claimed
+    by the employment route. A week later the census arrives: Leo had no unauthorised absence
+    in the last three terms, so every criterion the family was identified with is met too, and
+    a claim by the progress route is asked for."""
+    c.init("Lancashire", now="2012-04-01T00:00:00Z")
+    c.ingest(kelly("LA-7", "2012-10-01", "2013-04-30"), now="2013-11-01T09:00:00Z")
+    _, first, _ = c.cli("claim", "submit", "LA-7", "--on", "2013-10-31", "--json",
+                        now="2013-11-01T10:00:00Z")
+    assert first["claim_id"] == "LA-7/employment" and first["amount"] == "800"
+    c.ingest({"attendance": terms("LA-7-LEO", 4, (2012,))}, now="2013-11-08T09:00:00Z")
+    assert c.evaluate("LA-7", "2013-10-31", now="2013-11-08T10:00:00Z")["route"] == "progress"
+    return c.cli("claim", "submit", "LA-7", "--on", "2013-10-31", "--json",
+                 now="2013-11-08T11:00:00Z", ok=False)
+
+
+def test_lancashire_pays_one_results_claim_however_many_routes_the_family_meets(
+        tmp_path: Path, run) -> None:
+    """Lancashire 002, 4.2: '£4,000 per family', one 'Results-based payment (arrears)', and 3.3
+    offers progress to work only 'if they do not enter work'. A family claimed by the
+    employment route is not claimed again by the progress route: the second submission is
+    refused (exit 2, as a second claim by one route is), names the standing claim and writes
+    nothing."""
+    c = County(tmp_path, run)
+    code, out, err = _claimed_by_employment_then_progress(c)
+    assert code == 2 and out == ""
+    assert "already has an employment claim (LA-7/employment, submitted)" in err
+    assert "pays one results claim per family" in err
+    _, listed, _ = c.cli("claim", "list", "--json", now="2013-11-08T12:00:00Z")
+    assert [r["claim_id"] for r in listed["claims"]] == ["LA-7/employment"]
+
+
+def test_a_policy_without_one_results_claim_claims_each_route_once(
+        tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other way: a file that does not set one_results_claim (the meaning of files written
+    before the key) allows one claim per family and route, so the same family's progress claim
+    is recorded beside its employment claim."""
+    root = tmp_path / "policies"
+    (root / "lancashire").mkdir(parents=True)
+    text = (REPO / LANCASHIRE_FILE).read_text()
+    assert "\none_results_claim = true\n" in text
+    (root / LANCASHIRE_FILE.removeprefix("policies/")).write_text(
+        text.replace("\none_results_claim = true\n", "\n"))
+    monkeypatch.setenv("CLAIMLEDGER_POLICIES", str(root))
+    c = County(tmp_path, run)
+    code, second, err = _claimed_by_employment_then_progress(c)
+    assert code == 0, err
+    assert second["claim_id"] == "LA-7/progress"
 
 
 # --- docs/policy-readings.md stays true to the policies and the cases ---------------------------

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..application import LedgerApp
 
 DECISION_FIELDS = ("eligible", "claimable", "route", "reasons", "problems")
+ROUTES = ("progress", "employment")
 
 
 def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
@@ -62,6 +63,8 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
             f"claim ({claim_id}, "
             f"{existing.status}); one claim per family and route"
         )
+    if policy.claim.one_results_claim:
+        _refuse_a_second_route(app, family_ref, decision.route, policy.id)
     record = decision.to_dict()
     record["known_at"] = known_at
     payment = decision.payment
@@ -91,6 +94,20 @@ def _submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
         "amount": amount,
         "checkpoint": checkpoint,
     }
+
+
+def _refuse_a_second_route(app: LedgerApp, family_ref: str, route: str, policy_id: str) -> None:
+    """A policy that pays one results claim per family refuses a claim by a second route while
+    a claim by another stands (submitted or validated; a rejected or withdrawn one does not)."""
+    for other in ROUTES:
+        claim = app.find(Claim, Claim.make_id(family_ref, other)) if other != route else None
+        if claim is not None and claim.status in OPEN_STATES:
+            raise ClaimRefusedError(
+                f"family {family_ref} already has {_article(other)} {other} claim "
+                f"({claim.claim_id}, {claim.status}); {policy_id} pays one results claim per "
+                f"family, whichever route shows it (see `claimledger policy show {policy_id}`, "
+                "[claim] note)"
+            )
 
 
 def _article(word: str) -> str:
