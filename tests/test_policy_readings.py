@@ -231,3 +231,32 @@ def test_the_readings_document_has_a_row_for_every_outcome_and_names_only_real_c
     policies = {f"{p.parent.name}/{p.stem}" for p in (REPO / "policies").glob("*/*.toml")}
     missing = sorted(c for c in cited - policies if c not in cases)
     assert not missing, f"cited but not a case: {missing}"
+
+
+def test_every_rule_of_every_policy_has_a_met_and_a_not_met_story_case() -> None:
+    """Eligibility, each outcome, the claim rule and the employment route of every policy: at
+    least one case under tests/cases/ expects it met and one expects it not met."""
+    from claimledger.policy.cases import coverage, load_case
+    from claimledger.policy.library import load_policies
+
+    cases = [load_case(f) for f in sorted((REPO / "tests" / "cases").glob("*/*.toml"))]
+    missing = [f"{policy.id} {rule}: " + ("no met case" if not met else "no not-met case")
+               for policy in load_policies(REPO / "policies")
+               for rule, (met, not_met) in coverage(policy, cases).items()
+               if not met or not not_met]
+    assert not missing, "\n".join(missing)
+
+
+def test_part_2_of_the_readings_document_is_the_table_of_the_policies_and_cases() -> None:
+    """Part 2 is printed from the policies and cases as they stand, so it never names a case
+    that does not test the rule, nor misses a policy change."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "policy_readings_table", REPO / "scripts" / "policy_readings_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = (REPO / "docs" / "policy-readings.md").read_text(encoding="utf-8")
+    assert text[text.index(table.PART2):] == table.part2(), \
+        "docs/policy-readings.md Part 2 is stale: run scripts/policy_readings_table.py --write"
