@@ -280,14 +280,15 @@ def test_lancashire_work_programme_during_the_intervention_bars_the_employment_r
 ):
     """The result is for an adult who 'is not on the ESF Provision or Work Programme to avoid
     double-payment' (the policy lists that exclusion against outcome 3.3.4 through
-    progress_to_work_outcomes). Donna in LA-1 volunteered for the Work Programme a month after
-    attachment and found work through it: the employment result is excluded, with the reason,
-    though her Work Programme place counts as progress to work (3.3.5). Donna in LA-2 left the
+    progress_to_work_outcomes). Donna in LA-1 volunteered for the Work Programme on 4 March 2013,
+    inside the 6 months to the review, and stays on it in work: the employment result is
+    excluded, with the reason, though her Work Programme place counts as progress to work
+    (3.3.5, 'in the last 6 months'). Donna in LA-2 left the
     ESF provision a month before attachment: no double funding, the employment result counts.
     """
     c = County(tmp_path, run)
     c.init("Lancashire", now="2012-04-01T00:00:00Z")
-    c.ingest(donna("LA-1", "esa", ("work_programme", "2012-11-05", None)),
+    c.ingest(donna("LA-1", "esa", ("work_programme", "2013-03-04", None)),
              now="2013-09-02T09:00:00Z")
     c.ingest(donna("LA-2", "jsa", ("esf_provision", "2012-03-05", "2012-08-31")),
              now="2013-09-02T09:05:00Z")

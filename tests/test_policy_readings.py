@@ -1,4 +1,4 @@
-"""Issue 15: verdicts that match the documents, told as stories and checked through the CLI.
+"""Verdicts that match the documents, told as stories and checked through the CLI.
 
 Each story is a family from a seed document's own words, then the verdict and the money.
 """
@@ -24,13 +24,13 @@ from claimledger.policy.evidence import (
 )
 from claimledger.policy.library import find_policy
 from claimledger.policy.model import Payment
-from county import County
+from county import County, terms
 from test_claim_stories_more import LANCASHIRE, family
 
 REPO = Path(__file__).resolve().parents[1]
 LANCASHIRE_FILE = f"policies/{LANCASHIRE}.toml"
-#: the commit before issue 15: Lancashire's results rate picked by the claim's date
-BEFORE_ISSUE_15 = "4f2c323"
+#: the commit before the rates gained a basis: Lancashire's results rate picked by the claim's date
+BEFORE_RATES_HAD_A_BASIS = "4f2c323"
 
 
 def kelly(ref: str, attached_on: str, signed_off: str) -> dict[str, list[dict[str, Any]]]:
@@ -125,12 +125,13 @@ def test_a_familys_payments_never_exceed_the_documents_total() -> None:
 def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
         tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compatibility: a claim replays with the policy bytes registered when it was made. LA-31
-    (attached 2012/13) is claimed in 2013/14 under the file as it was before issue 15, which
-    priced results by the claim's date (£1,600). The file is corrected (a new version, a new
-    sha256); the old claim still explains identically, with its own sha256 and amount, and a
-    new evaluation uses the corrected file (£800)."""
-    old = subprocess.run(["git", "-C", str(REPO), "show", f"{BEFORE_ISSUE_15}:{LANCASHIRE_FILE}"],
-                         capture_output=True, check=True).stdout
+    (attached 2012/13) is claimed in 2013/14 under the file as it was before its rates gained a
+    basis, which priced results by the claim's date (£1,600). The file is corrected (a new
+    version, a new sha256); the old claim still explains identically, with its own sha256 and
+    amount, and a new evaluation uses the corrected file (£800)."""
+    old = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BEFORE_RATES_HAD_A_BASIS}:{LANCASHIRE_FILE}"],
+        capture_output=True, check=True).stdout
     root = tmp_path / "policies"
     (root / "lancashire").mkdir(parents=True)
     (root / LANCASHIRE_FILE.removeprefix("policies/")).write_bytes(old)
@@ -156,6 +157,59 @@ def test_a_claim_made_under_the_old_lancashire_file_explains_as_it_was_made(
     assert now["payment"]["amount"] == "800"
 
 
+# --- one results claim per family, whichever route shows it ---------------------------------
+
+def _claimed_by_employment_then_progress(c: County) -> tuple[int, Any, str]:
+    """Kelly (on ESA at her family's attachment on 1 October 2012) signs off on 30 April 2013
+    and works on; Leo's school data is not yet in, so on 31 October 2013 the family is claimed
+    by the employment route. A week later the census arrives: Leo had no unauthorised absence
+    in the last three terms, so every criterion the family was identified with is met too, and
+    a claim by the progress route is asked for."""
+    c.init("Lancashire", now="2012-04-01T00:00:00Z")
+    c.ingest(kelly("LA-7", "2012-10-01", "2013-04-30"), now="2013-11-01T09:00:00Z")
+    _, first, _ = c.cli("claim", "submit", "LA-7", "--on", "2013-10-31", "--json",
+                        now="2013-11-01T10:00:00Z")
+    assert first["claim_id"] == "LA-7/employment" and first["amount"] == "800"
+    c.ingest({"attendance": terms("LA-7-LEO", 4, (2012,))}, now="2013-11-08T09:00:00Z")
+    assert c.evaluate("LA-7", "2013-10-31", now="2013-11-08T10:00:00Z")["route"] == "progress"
+    return c.cli("claim", "submit", "LA-7", "--on", "2013-10-31", "--json",
+                 now="2013-11-08T11:00:00Z", ok=False)
+
+
+def test_lancashire_pays_one_results_claim_however_many_routes_the_family_meets(
+        tmp_path: Path, run) -> None:
+    """Lancashire 002, 4.2: '£4,000 per family', one 'Results-based payment (arrears)', and 3.3
+    offers progress to work only 'if they do not enter work'. A family claimed by the
+    employment route is not claimed again by the progress route: the second submission is
+    refused (exit 2, as a second claim by one route is), names the standing claim and writes
+    nothing."""
+    c = County(tmp_path, run)
+    code, out, err = _claimed_by_employment_then_progress(c)
+    assert code == 2 and out == ""
+    assert "already has an employment claim (LA-7/employment, submitted)" in err
+    assert "pays one results claim per family" in err
+    _, listed, _ = c.cli("claim", "list", "--json", now="2013-11-08T12:00:00Z")
+    assert [r["claim_id"] for r in listed["claims"]] == ["LA-7/employment"]
+
+
+def test_a_policy_without_one_results_claim_claims_each_route_once(
+        tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other way: a file that does not set one_results_claim (the meaning of files written
+    before the key) allows one claim per family and route, so the same family's progress claim
+    is recorded beside its employment claim."""
+    root = tmp_path / "policies"
+    (root / "lancashire").mkdir(parents=True)
+    text = (REPO / LANCASHIRE_FILE).read_text()
+    assert "\none_results_claim = true\n" in text
+    (root / LANCASHIRE_FILE.removeprefix("policies/")).write_text(
+        text.replace("\none_results_claim = true\n", "\n"))
+    monkeypatch.setenv("CLAIMLEDGER_POLICIES", str(root))
+    c = County(tmp_path, run)
+    code, second, err = _claimed_by_employment_then_progress(c)
+    assert code == 0, err
+    assert second["claim_id"] == "LA-7/progress"
+
+
 # --- docs/policy-readings.md stays true to the policies and the cases ---------------------------
 
 def test_the_readings_document_has_a_row_for_every_outcome_and_names_only_real_cases() -> None:
@@ -177,3 +231,32 @@ def test_the_readings_document_has_a_row_for_every_outcome_and_names_only_real_c
     policies = {f"{p.parent.name}/{p.stem}" for p in (REPO / "policies").glob("*/*.toml")}
     missing = sorted(c for c in cited - policies if c not in cases)
     assert not missing, f"cited but not a case: {missing}"
+
+
+def test_every_rule_of_every_policy_has_a_met_and_a_not_met_story_case() -> None:
+    """Eligibility, each outcome, the claim rule and the employment route of every policy: at
+    least one case under tests/cases/ expects it met and one expects it not met."""
+    from claimledger.policy.cases import coverage, load_case
+    from claimledger.policy.library import load_policies
+
+    cases = [load_case(f) for f in sorted((REPO / "tests" / "cases").glob("*/*.toml"))]
+    missing = [f"{policy.id} {rule}: " + ("no met case" if not met else "no not-met case")
+               for policy in load_policies(REPO / "policies")
+               for rule, (met, not_met) in coverage(policy, cases).items()
+               if not met or not not_met]
+    assert not missing, "\n".join(missing)
+
+
+def test_part_2_of_the_readings_document_is_the_table_of_the_policies_and_cases() -> None:
+    """Part 2 is printed from the policies and cases as they stand, so it never names a case
+    that does not test the rule, nor misses a policy change."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "policy_readings_table", REPO / "scripts" / "policy_readings_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = (REPO / "docs" / "policy-readings.md").read_text(encoding="utf-8")
+    assert text[text.index(table.PART2):] == table.part2(), \
+        "docs/policy-readings.md Part 2 is stale: run scripts/policy_readings_table.py --write"

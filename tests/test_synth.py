@@ -362,3 +362,24 @@ def test_bad_requests_are_usage_errors(tmp_path: Path) -> None:
         generate(tmp_path, 10, 1, policy_id="nowhere/no-such-plan")
     with pytest.raises(UsageError, match="too short"):
         generate(tmp_path, 10, 1, years=1)
+
+
+def test_an_improvement_that_must_hold_is_made_to_hold(tmp_path: Path) -> None:
+    """Worcestershire 3.2, 'no re-escalation for at least 6 months' (held_months = 6): every
+    family built to meet it has its improved Early Help score dated 6 months or more before the
+    review, by construction rather than by the draw (seed 7 once made a family whose improvement
+    came too late), and so every family reaches its scenario's verdict."""
+    policy_id = "worcestershire/stronger-families-2015-16"
+    result = generate(tmp_path, 400, 7, policy_id=policy_id)
+    policy = load_policy(policy_id)
+    evidence = evidence_by_family(read_tables(tmp_path))
+    held = 0
+    for family in result["family_scenarios"]:
+        e = evidence[family["family_ref"]]
+        d = decide(policy, e, _day(family["review_on"]))
+        check_scenario(family, d)
+        outcome = next((o for p in d.problems for o in p.outcomes if o.id == "3.2"), None)
+        if outcome is not None and outcome.met:
+            held += 1
+            assert "held" in outcome.reason, outcome.reason
+    assert held >= 5

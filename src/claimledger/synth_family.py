@@ -229,7 +229,48 @@ class FamilyBuilder:
         if review > self.c.end:
             raise Unplaceable(f"review {review} after programme end {self.c.end}")
         return Timeline(identified, attached, assessment, plan, review, job_start,
-                        progress_start, care_step, care_step2)
+                        self._recent_progress(progress_start, review), care_step, care_step2)
+
+    def _recent_progress(self, start: date, review: date) -> date:
+        """The progress-to-work start, moved into the last N months before the review where a
+        leaf says 'in the last N months' (``started_within_months``); still early enough for
+        every good leaf's weeks (and their completion) to fall before the review."""
+        good = [a for a in self.needs.progress_leaves if a.good]
+        within = [int(structural(a.get("started_within_months"))) for a in good
+                  if a.get("started_within_months") is not None]
+        if not within:
+            return start
+        weeks = max(int(structural(a.get("weeks"))) for a in good)
+        earliest = max(start, add_months(review, -min(within)) + days(7))
+        latest = review - days(7 * (weeks + 7))
+        if latest < earliest:
+            raise Unplaceable(f"{weeks} weeks of progress to work do not fit in the last "
+                              f"{min(within)} months before {review}")
+        return earliest + days(self.rng.randint(0, (latest - earliest).days))
+
+    def _recent_job(self, t: Timeline, benefit: str) -> date:
+        """The move into work: the timeline's job start, or, where a leaf says the move falls
+        'in the last N months' (``moved_within_months``) and the claimant's rule is a
+        continuous run, a start inside those N months that still leaves the run's weeks (and
+        two more) before the review. A rule with its own look-back (``within_weeks``) dates the
+        move inside that look-back, which the timeline's start already meets."""
+        earliest, latest, dated = t.job_start, t.review, False
+        for a in self.needs.employment_leaves:
+            if a.get("moved_within_months") is None:
+                continue
+            rules = {rule.benefit: rule for rule in rules_of(a.get("rules"))}
+            rule = rules.get(benefit) or rules["*"]
+            if rule.within_weeks is not None:
+                continue
+            months = int(structural(a.get("moved_within_months")))
+            earliest = max(earliest, add_months(t.review, -months) + days(7))
+            latest = min(latest, t.review - days(7 * (rule.weeks + 2)))
+            dated = True
+        if not dated:
+            return t.job_start
+        if latest < earliest:
+            raise Unplaceable(f"the move into work does not fit before {t.review}")
+        return earliest + days(self.rng.randint(0, (latest - earliest).days))
 
     # ---------------------------------------------------------------- members
 
@@ -469,9 +510,10 @@ class FamilyBuilder:
                 hours = max([r.randint(16, 37)] + [
                     _int(a.get("min_hours_per_week")) for a in n.employment_leaves
                     if a.get("min_hours_per_week") is not None])
+                job_start = self._recent_job(t, benefit)
                 add("employment", [claimant.ref, "benefit_claim", benefit, claim_start,
-                                   t.job_start - DAY, None, "dwp"])
-                add("employment", [claimant.ref, "employment", None, t.job_start, None, hours,
+                                   job_start - DAY, None, "dwp"])
+                add("employment", [claimant.ref, "employment", None, job_start, None, hours,
                                    "dwp"])
             else:
                 shortest = min((rule.weeks for a in n.employment_leaves
@@ -586,6 +628,13 @@ class FamilyBuilder:
             when = [t.assessment, t.attached + days(r.randint(120, 200)),
                     t.review - days(r.randint(10, 40))]
             values = [first, (first + last) // 2 if good else first, last]
+            held = [int(structural(a.get("held_months"))) for a in atoms
+                    if a.get("held_months") is not None]
+            if good and held:
+                # 'no re-escalation for at least N months': the middle score already reaches
+                # the latest level and is dated N months (and a little more) before the review
+                values[1] = last
+                when[1] = min(when[1], add_months(t.review, -max(held)) - days(r.randint(1, 20)))
             for day, value in zip(when, values, strict=True):
                 self.c.add("scores", [m.ref, inst, day, value, self.lead])
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..application import LedgerApp
 
 DECISION_FIELDS = ("eligible", "claimable", "route", "reasons", "problems")
+ROUTES = ("progress", "employment")
 
 
 def submit(app: LedgerApp, family_ref: str, on: date) -> dict[str, Any]:
@@ -85,6 +86,8 @@ def record_claim(app: LedgerApp, policy: Any, decision: Any, on: date, known_at:
             f"claim ({claim_id}, "
             f"{existing.status}); one claim per family and route"
         )
+    if policy.claim.one_results_claim:
+        _refuse_a_second_route(app, family_ref, decision.route, policy.id)
     ctx = app.context()
     record = decision.to_dict()
     payment = decision.payment
@@ -112,6 +115,20 @@ def record_claim(app: LedgerApp, policy: Any, decision: Any, on: date, known_at:
         "policy_sha256": policy.sha256,
         "amount": amount,
     }, pending
+
+
+def _refuse_a_second_route(app: LedgerApp, family_ref: str, route: str, policy_id: str) -> None:
+    """A policy that pays one results claim per family refuses a claim by a second route while
+    a claim by another stands (submitted or validated; a rejected or withdrawn one does not)."""
+    for other in ROUTES:
+        claim = app.find(Claim, Claim.make_id(family_ref, other)) if other != route else None
+        if claim is not None and claim.status in OPEN_STATES:
+            raise ClaimRefusedError(
+                f"family {family_ref} already has {_article(other)} {other} claim "
+                f"({claim.claim_id}, {claim.status}); {policy_id} pays one results claim per "
+                f"family, whichever route shows it (see `claimledger policy show {policy_id}`, "
+                "[claim] note)"
+            )
 
 
 def _article(word: str) -> str:

@@ -37,7 +37,8 @@ class Ledger(ChainedAggregate):
 
     class KeyRotated(ChainedAggregate.Event):
         """A new signing key; ``endorsement`` is the previous key's signature over
-        :func:`claimledger.ledger.keychain.rotation_statement`, so only the holder of the old key could rotate it."""
+        :func:`claimledger.ledger.keychain.rotation_statement`, so only the holder of the
+        old key could rotate it."""
 
         public_key: str
         key_id: str

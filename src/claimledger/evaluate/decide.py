@@ -108,8 +108,9 @@ class Decision:
 
 def payment_dict(p: Payment) -> dict[str, Any]:
     """A payment as the decision records it. A rate picked by the claim's date (the only basis
-    before issue 15) keeps its three keys, so claims recorded then replay identically; a rate
-    picked by the attachment date says so, and a note says when the total capped it."""
+    before rates could name one) keeps its three keys, so claims recorded then replay
+    identically; a rate picked by the attachment date says so, and a note says when the total
+    capped it."""
     out: dict[str, Any] = {"item": p.item, "amount": str(p.amount), "section": p.section}
     if p.basis != "claim_date":
         out["basis"] = p.basis

@@ -261,3 +261,45 @@ def run_case(case: PolicyCase, policy: Policy) -> list[str]:
                     failures.append(f"problem {name}: expected met = {expected}, got {p.met}: "
                                     f"{p.reason}")
     return failures
+
+
+ELIGIBILITY, CLAIM, EMPLOYMENT_ROUTE = "[eligibility]", "[claim]", "[claim.employment_route]"
+ROUTE_NOT_MET = "employment route not met"
+
+
+def rules_tested(case: PolicyCase) -> list[tuple[str, bool]]:
+    """(rule, met) for each rule the case checks: an outcome id by its ``[[expect]]``;
+    eligibility and the claim conditions by the ``[decision]``. The employment route counts
+    as met when the case expects ``route = "employment"``, and as not met when it expects a
+    reason starting "employment route not met"."""
+    out = [(e.outcome, e.met) for e in case.expects]
+    d = case.decision
+    if d is not None:
+        if d.eligible is not None:
+            out.append((ELIGIBILITY, d.eligible))
+        if d.claimable is not None:
+            out.append((CLAIM, d.claimable))
+        if d.route == "employment":
+            out.append((EMPLOYMENT_ROUTE, True))
+        if any(r.startswith(ROUTE_NOT_MET) for r in d.reasons_contain):
+            out.append((EMPLOYMENT_ROUTE, False))
+    return out
+
+
+def coverage(policy: Policy, cases: list[PolicyCase]
+             ) -> dict[str, tuple[list[str], list[str]]]:
+    """For eligibility, every outcome, the claim rule and the employment route of ``policy``:
+    the cases (by path) that expect it met and those that expect it not met."""
+    rules = [ELIGIBILITY, *(o.id for o in policy.outcomes)]
+    if policy.claim is not None:
+        rules.append(CLAIM)
+        if policy.claim.employment_route is not None:
+            rules.append(EMPLOYMENT_ROUTE)
+    out: dict[str, tuple[list[str], list[str]]] = {r: ([], []) for r in rules}
+    for case in cases:
+        if case.policy_id != policy.id:
+            continue
+        for rule, met in rules_tested(case):
+            if rule in out:
+                out[rule][0 if met else 1].append(case.path)
+    return out

@@ -587,7 +587,8 @@ def _claim(c: _Checker, value: Any, outcomes: tuple[Outcome, ...]) -> ClaimRule 
     t = c.table(value, k, ("section", "must_meet_stages", "judgement_required",
                            "judgement_flags", "essentials", "essential_attestations",
                            "double_funding_exclusion", "progress_to_work_outcomes",
-                           "employment_route", "essential_attestations_after", "note"),
+                           "employment_route", "essential_attestations_after",
+                           "one_results_claim", "note"),
                 ("section", "must_meet_stages"))
     if t is None:
         return None
@@ -631,7 +632,7 @@ def _claim(c: _Checker, value: Any, outcomes: tuple[Outcome, ...]) -> ClaimRule 
         return None
     return ClaimRule(section, stages, c.boolean(t, "judgement_required", k, False),  # type: ignore
                      flags, essentials, attestations, exclusion, ptw, route, c.note(t, k),
-                     tuple(after))
+                     tuple(after), c.boolean(t, "one_results_claim", k, False))
 
 
 def _payments(c: _Checker, value: Any) -> tuple[Payment, ...]:

@@ -206,6 +206,10 @@ class ClaimRule:
     #: (attestation code, essential) pairs: the attestation must be dated on or after that
     #: essential's date ("the family plan outcomes are aligned": on or after the plan)
     essential_attestations_after: tuple[tuple[str, str], ...] = ()
+    #: True where the document pays one results claim per family, whichever route shows it
+    #: (a family met by progress and by employment is claimed once); False, the meaning of
+    #: files written before the key: one claim per family and route
+    one_results_claim: bool = False
 
 
 @dataclass(frozen=True, slots=True)
