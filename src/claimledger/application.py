@@ -22,7 +22,7 @@ from eventsourcing.persistence import Mapper
 
 from . import witness
 from .access import Actors
-from .crypto import KEYS_TABLE, KeyStore, create_master_key, master_key_id, master_key_path
+from .crypto import KeyStore, create_master_key, master_key_id, master_key_path
 from .domain.base import AppendContext, ChainedAggregate, iso_utc, reseal
 from .domain.ledger import LEDGER_KEY, Ledger
 from .errors import ClockError, ConfigError, IntegrityError, UsageError
@@ -35,6 +35,7 @@ from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
 from .store.events import ClaimEventReads, StreamReads
+from .store.keys import KEYS_TABLE
 from .store.location import check_server
 from .store.tiles import TILES_TABLE, TileStore
 from .store.writer import WriterTransaction

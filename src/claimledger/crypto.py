@@ -35,14 +35,13 @@ from .ledger.envelope import (
     plaintext,
     record_state,
     sealed_state,
-    stream_uuid,
 )
+from .store.keys import KeysTable
 
 if TYPE_CHECKING:
     from .application import LedgerApp
     from .store.writer import WriterTransaction
 
-KEYS_TABLE = "claimledger_family_keys"
 MASTER_NAME = "master.key"
 #: Streams whose payloads are personal data.
 ENCRYPTED_PREFIX = "family/"
@@ -162,10 +161,7 @@ class KeyStore:
         self._pending: dict[str, bytes] | None = None
         rec: Any = app.recorder
         self.sqlite = app.location.backend == "sqlite"
-        if self.sqlite:
-            self.table = KEYS_TABLE
-        else:
-            self.table = f'"{rec.datastore.schema or "public"}"."{KEYS_TABLE}"'
+        self.keys_table = KeysTable(rec.datastore, self.sqlite)
 
     # --- master key ----------------------------------------------------------------------
     def master(self) -> bytes:
@@ -195,27 +191,16 @@ class KeyStore:
         self.master()
         return True
 
-    # --- table ---------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
-        return sql if self.sqlite else sql.replace("?", "%s")
-
+    # --- table (store/keys.py holds its SQL) ------------------------------------------------
     def create_table(self, writer: WriterTransaction) -> None:
         """The family-keys table, in the writer's transaction (init's, or import's)."""
-        blob = "BLOB" if self.sqlite else "BYTEA"
-        writer.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (stream TEXT PRIMARY KEY, "
-                       f"wrapped {blob} NOT NULL)")
+        self.keys_table.create(writer)
 
     def rows(self) -> list[tuple[str, bytes]]:
-        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(f"SELECT stream, wrapped FROM {self.table} ORDER BY stream")
-            return [(r["stream"] if not isinstance(r, tuple) else r[0],
-                     bytes(r["wrapped"] if not isinstance(r, tuple) else r[1]))
-                    for r in c.fetchall()]
+        return self.keys_table.rows()
 
     def restore(self, rows: list[tuple[str, bytes]]) -> None:
-        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            c.executemany(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
-                          rows)
+        self.keys_table.insert(rows)
 
     # --- data keys -----------------------------------------------------------------------
     def dek(self, stream: str, *, create: bool = False) -> bytes | None:
@@ -256,16 +241,7 @@ class KeyStore:
         """Those of ``streams`` the key table holds no key for (a few queries in all)."""
         if not streams:
             return []
-        found: set[str] = set()
-        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            for i in range(0, len(streams), 500):
-                chunk = streams[i: i + 500]
-                if self.sqlite:
-                    c.execute(f"SELECT stream FROM {self.table} WHERE stream IN "
-                              f"({','.join('?' * len(chunk))})", chunk)
-                else:
-                    c.execute(f"SELECT stream FROM {self.table} WHERE stream = ANY(%s)", (chunk,))
-                found.update(r[0] if isinstance(r, tuple) else r["stream"] for r in c.fetchall())
+        found = self.keys_table.present(streams)
         return [s for s in streams if s not in found]
 
     def _lookup(self, stream: str) -> bytes | None:
@@ -281,17 +257,10 @@ class KeyStore:
             if self._misses > self.BULK_AFTER:
                 self._wrapped = dict(self.rows())
                 return self._lookup(stream)
-        with self.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(self._sql(f"SELECT wrapped FROM {self.table} WHERE stream = ?"), (stream,))
-            row = c.fetchone()
-        if row is None:
-            return None
-        return bytes(row["wrapped"] if not isinstance(row, tuple) else row[0])
+        return self.keys_table.lookup(stream)
 
     def _write(self, rows: list[tuple[str, bytes]]) -> None:
-        with self.app.recorder.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
-            c.executemany(self._sql(f"INSERT INTO {self.table} (stream, wrapped) VALUES (?, ?)"),
-                          rows)
+        self.keys_table.insert(rows)
 
     @contextmanager
     def batch(self, *, write: bool = True) -> Iterator[dict[str, bytes]]:
@@ -336,15 +305,7 @@ class KeyStore:
         """Delete the stream's key in the writer's transaction, the one that records its
         ``Family.Erased`` event (on PostgreSQL through ``claimledger_erase_key``, which
         checks that event is there: the application role may not delete keys itself)."""
-        if self.sqlite:
-            writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
-        else:
-            schema = self.table.rsplit(".", 1)[0]
-            fn = f"{schema}.claimledger_erase_key"
-            if writer.execute("SELECT to_regprocedure(?)", (f"{fn}(text,uuid)",)).fetchone()[0]:
-                writer.execute(f"SELECT {fn}(?, ?)", (stream, stream_uuid(stream)))
-            else:  # a ledger set up before the function existed
-                writer.execute(f"DELETE FROM {self.table} WHERE stream = ?", (stream,))
+        self.keys_table.delete(stream, writer)
         self._deks[stream] = None
         self._ciphers.pop(stream, None)
         if self._wrapped is not None:
@@ -444,7 +405,6 @@ class DetachedKeyStore(KeyStore):
         self._pending = None
         self._held = wrapped
         self.sqlite = True
-        self.table = KEYS_TABLE
 
     def _lookup(self, stream: str) -> bytes | None:
         return self._held.get(stream)
