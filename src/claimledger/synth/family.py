@@ -1,6 +1,6 @@
 """Turning one planned synthetic family into data-match rows.
 
-:mod:`claimledger.synth_plan` says what a family's evidence must pass or fail; this module
+:mod:`claimledger.synth.plan` says what a family's evidence must pass or fail; this module
 dates the family's story (identification, attachment, assessment, plan, review) and writes
 rows that do exactly that: a school census for every child in school across the programme,
 police incidents with a baseline before attachment, benefit and work spells, care statuses,
@@ -16,9 +16,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .policy.dates import months_before
-from .policy.model import Policy
-from .synth_plan import Atom, Needs, ProblemPlan, rules_of, structural
+from ..policy.dates import months_before
+from ..policy.model import Policy
+from .plan import Atom, Needs, ProblemPlan, rules_of, structural
 
 Row = list[str]
 

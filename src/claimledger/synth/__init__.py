@@ -24,10 +24,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .policy.evidence import INCIDENT_KINDS
-from .policy.model import Policy, leaves
-from .synth_family import (
+from ..errors import UsageError
+from ..policy.evidence import INCIDENT_KINDS
+from ..policy.model import Policy, leaves
+from .family import (
     County,
     FamilyBuilder,
     Unplaceable,
@@ -35,7 +35,7 @@ from .synth_family import (
     days,
     school_terms,
 )
-from .synth_plan import NO_DOUBLE_FUNDING, Atom, Chooser, Needs, ProblemPlan, plan_problem
+from .plan import NO_DOUBLE_FUNDING, Atom, Chooser, Needs, ProblemPlan, plan_problem
 
 #: Worcestershire's plan runs 2015-04-01..2020-03-31, the whole five-year Phase 2 programme,
 #: and exercises every part of the format: six problems, engagement-stage issues, dated
@@ -83,8 +83,8 @@ TAIL_MONTHS = 16
 
 def load_policy(policy_id: str) -> Policy:
     """The named policy, through the engine's loader (validated); UsageError if unknown."""
-    from .evaluate.service import policies_root
-    from .policy.library import find_policy
+    from ..evaluate.service import policies_root
+    from ..policy.library import find_policy
 
     return find_policy(policy_id, policies_root())
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from .policy.model import (
+from ..policy.model import (
     AnyOf,
     Dated,
     EmploymentRule,
