@@ -194,7 +194,7 @@ def test_each_event_carries_the_file_sha256_its_row_number_and_the_ledger_clock(
         assert r["payload"]["row_key"] == hashlib.sha256(
             canonical({"kind": "attendance", "row": row})).hexdigest()
     assert {r["envelope"]["recorded_at"] for r in recorded} == {"2016-05-01T09:00:00.000000Z"}
-    assert {r["envelope"]["actor"] for r in recorded} == {county.settings.who}
+    assert {r["envelope"]["actor"] for r in recorded} == {county.settings.actor_name}
     registered = of_type(county, "WR-0107", "Family.Registered")[0]["payload"]
     assert registered["row"] == 2
     assert registered["policy_id"] == POLICY
@@ -563,7 +563,7 @@ def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
     version and hash it appends after, its registration and members must be the aggregate's."""
     from claimledger.domain.base import ChainedAggregate
     from claimledger.domain.family import Family
-    from claimledger.ingest.importer import Batch
+    from claimledger.ingest.importer import FilePlanner
 
     # The premise: only these Family events change the aggregate beyond version and head.
     stateful = {name for name, cls in vars(Family).items() if isinstance(cls, type)
@@ -573,9 +573,9 @@ def test_what_ingest_knows_of_a_family_is_what_replaying_its_whole_stream_gives(
 
     app = corrected_county(make_app(), tmp_path)
     refs = {"WR-0107", "WR-0212"}
-    batch = Batch(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
+    batch = FilePlanner(app, SCHEMAS["indicators"], tmp_path / "x.csv", "0" * 64)
     batch.read(refs)  # indicators: the kind that checks members
-    families = Batch(app, SCHEMAS["families"], tmp_path / "y.csv", "0" * 64)
+    families = FilePlanner(app, SCHEMAS["families"], tmp_path / "y.csv", "0" * 64)
     families.read(refs)  # families: the kind that checks a re-registration
     for ref, state in batch.families.items():
         replayed = app.find(Family, ref)
@@ -775,19 +775,19 @@ def test_a_conflict_the_writer_process_meets_writes_nothing_of_the_file(
     other = open_app(county.settings)
     scores = write(tmp_path, "scores-officer-b.csv", DESIGN_HEADERS["scores"] + "\n"
                    "WR-0107-M,wemwbs,2015-07-01,44,LW-Khan\n")
-    real = importer.Batch.load
+    real = importer.FilePlanner.load
 
     def after_the_other_writer(self: Any, rows: Any) -> None:
         real(self, rows)  # this file has read the ledger ...
         if self.kind == "attendance":  # ... and the other writer commits first
             ingest(other, "scores", scores)
 
-    monkeypatch.setattr(importer.Batch, "load", after_the_other_writer)
+    monkeypatch.setattr(importer.FilePlanner, "load", after_the_other_writer)
     before = count_events(county)
     with pytest.raises(ConflictError, match="another writer"):
         ingest(county, "attendance", DATA / "attendance.csv")
     assert count_events(county) == before + 1  # the other writer's score, nothing else
-    monkeypatch.setattr(importer.Batch, "load", real)
+    monkeypatch.setattr(importer.FilePlanner, "load", real)
     assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4  # retried
     assert county.verify().ok
 
@@ -800,7 +800,7 @@ def test_a_failure_here_while_the_writer_process_inserts_rolls_the_file_back(
     the ledger holds every event and key it held, byte for byte, and nothing else."""
     from claimledger.ingest import importer
 
-    real = importer.Batch.seal_into
+    real = importer.FilePlanner.seal_into
     calls = 0
 
     def failing(self: Any, sink: Any) -> None:
@@ -812,12 +812,12 @@ def test_a_failure_here_while_the_writer_process_inserts_rolls_the_file_back(
         real(self, sink)
 
     before = contents(county)
-    monkeypatch.setattr(importer.Batch, "seal_into", failing)
+    monkeypatch.setattr(importer.FilePlanner, "seal_into", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         ingest(county, "attendance", DATA / "attendance.csv")
     assert calls == 2
     assert contents(county) == before
-    monkeypatch.setattr(importer.Batch, "seal_into", real)
+    monkeypatch.setattr(importer.FilePlanner, "seal_into", real)
     assert ingest(county, "attendance", DATA / "attendance.csv")["appended"] == 4
 
 

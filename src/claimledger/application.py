@@ -67,11 +67,11 @@ class Settings:
     actor: str | None = None
 
     @property
-    def keys(self) -> Path:
+    def key_directory(self) -> Path:
         return self.key_dir or Path(os.environ.get("CLAIMLEDGER_KEY_DIR", ".claimledger"))
 
     @property
-    def who(self) -> str:
+    def actor_name(self) -> str:
         if self.actor:
             return self.actor
         env = os.environ.get("CLAIMLEDGER_ACTOR")
@@ -241,7 +241,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         with self.new_writer() as w:
             moment = w.moment(at or self.settings.explicit_now())
             self._writer = w
-            self._ctx = AppendContext(actor=self.settings.who, recorded_at=moment)
+            self._ctx = AppendContext(actor=self.settings.actor_name, recorded_at=moment)
             try:
                 with self.keystore.batch(write=False) as new_keys:
                     yield w
@@ -255,7 +255,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         :meth:`commit` replaces by the assigned moment (the events are sealed again)."""
         if self._ctx is not None:
             return self._ctx
-        return AppendContext(actor=self.settings.who, recorded_at=self.settings.clock())
+        return AppendContext(actor=self.settings.actor_name, recorded_at=self.settings.clock())
 
     def commit(self, *aggregates: Any) -> list[int]:
         """Append the aggregates' pending events in one serialised transaction (the
@@ -271,7 +271,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 if pending:
                     agg.head_hash = pending[-1].event_hash
                 events += pending
-            self.actors.check_events(self.settings.who,
+            self.actors.check_events(self.settings.actor_name,
                                      (type(e).__qualname__ for e in events))
             stored = [self.mapper.to_stored_event(e) for e in events]
             w.insert_events([(e.originator_id.hex, e.originator_version, e.topic, e.state)
@@ -322,11 +322,11 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         take new keys); the database part is one transaction, and key files this command
         created are removed again if it fails, so a failed init leaves nothing to undo and
         can simply be run again."""
-        self.actors.require(self.settings.who, "admin", "initialise a ledger")
+        self.actors.require(self.settings.actor_name, "admin", "initialise a ledger")
         if self.find(Ledger, LEDGER_KEY) is not None:
             raise UsageError(f"a ledger already exists at {self.location.url}")
         check_server(self.location, need_ledger=False, role=app_role)
-        keys = self.settings.keys
+        keys = self.settings.key_directory
         master_path = master_key_path(keys)
         created = [p for p in (master_path, keys / signing.PRIVATE_NAME,
                                keys / signing.PUBLIC_NAME) if not p.exists()]
@@ -378,12 +378,12 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         and the checkpoint appended with no other writer able to come between."""
         with self.writing() as w:
             led = self.ledger()
-            private = signing.load_private(self.settings.keys / signing.PRIVATE_NAME)
+            private = signing.load_private(self.settings.key_directory / signing.PRIVATE_NAME)
             kid = signing.key_id(signing.public_raw(private))
             if kid != led.active_key_id:
                 raise ConfigError(
-                    f"{self.settings.keys / signing.PRIVATE_NAME}: key {kid[:16]}… is not the "
-                    f"ledger's active signing key {led.active_key_id[:16]}…"
+                    f"{self.settings.key_directory / signing.PRIVATE_NAME}: key {kid[:16]}… is "
+                    f"not the ledger's active signing key {led.active_key_id[:16]}…"
                 )
             last = led.last_checkpoint
             self.claim_events.create(w)  # on a ledger written before the index existed
@@ -465,9 +465,9 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         The old private key is kept beside the new one as ``signing-<key id>.key`` (the
         ledger keeps every public key, so every old checkpoint and bundle still verifies).
         """
-        self.actors.require(self.settings.who, "admin", "rotate the signing key")
+        self.actors.require(self.settings.actor_name, "admin", "rotate the signing key")
         led = self.ledger()
-        keys = self.settings.keys
+        keys = self.settings.key_directory
         old = signing.load_private(keys / signing.PRIVATE_NAME)
         old_id = signing.key_id(signing.public_raw(old))
         if old_id != led.active_key_id:
@@ -493,7 +493,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def _write_witness(self, checkpoint: dict[str, Any]) -> None:
         """Keep the latest checkpoint beside the keys: `verify` then detects truncation."""
-        witness.advance(self.settings.keys, self.ledger_id(), checkpoint["tree_size"],
+        witness.advance(self.settings.key_directory, self.ledger_id(), checkpoint["tree_size"],
                         checkpoint["root"])
 
     def verify(self, *, use_witness: bool = True, jobs: int | None = None) -> VerifyResult:
@@ -501,7 +501,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         it at once (parallel_verify.py); None picks one per CPU when the ledger holds more
         than two ranges, else 1; 1 checks in this process. The result is the same."""
         trusted: list[bytes] = []
-        pub = self.settings.keys / signing.PUBLIC_NAME
+        pub = self.settings.key_directory / signing.PUBLIC_NAME
         if pub.exists():
             trusted.append(signing.load_public_hex(pub.read_text(), str(pub)))
         seen = None
@@ -510,8 +510,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                 lid: str | None = self.ledger_id()
             except UsageError:  # its first event is gone: any witness of this key directory
                 lid = None
-            seen = (witness.for_ledger(self.settings.keys, lid, self.location.url) if lid
-                    else witness.read(self.settings.keys))
+            seen = (witness.for_ledger(self.settings.key_directory, lid, self.location.url) if lid
+                    else witness.read(self.settings.key_directory))
         from .parallel_verify import jobs_for, verify_parallel
 
         covered = self.tiles.covered()
@@ -619,7 +619,7 @@ class BulkInsert:
             return
         types = {r[2] for r in rows} - self._allowed
         if types:
-            self.app.actors.check_events(self.app.settings.who,
+            self.app.actors.check_events(self.app.settings.actor_name,
                                          (t.split(":", 1)[1] for t in types))
             self._allowed |= types
         self.writer.insert_events(rows)

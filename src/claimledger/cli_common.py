@@ -52,7 +52,7 @@ def merkle_root(text: str, where: str) -> str:
     return root
 
 
-class Ctx:
+class CliContext:
     def __init__(self, settings: Settings):
         self.settings = settings
 
@@ -76,7 +76,7 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = Non
 def pass_settings(f: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_obj
     @functools.wraps(f)
-    def wrapper(obj: Ctx, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(obj: CliContext, *args: Any, **kwargs: Any) -> Any:
         return f(obj.settings, *args, **kwargs)
 
     return wrapper
@@ -97,7 +97,7 @@ def pass_settings(f: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, db: str | None, key_dir: Path | None, now: str | None,
         actor: str | None, debug: bool) -> None:
     """claimledger: a replayable, hash-chained, signed ledger of payment-by-results claims."""
-    ctx.obj = Ctx(Settings(db=db, key_dir=key_dir, now=now, actor=actor))
+    ctx.obj = CliContext(Settings(db=db, key_dir=key_dir, now=now, actor=actor))
 
 
 @cli.group()

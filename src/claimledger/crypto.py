@@ -166,7 +166,7 @@ class KeyStore:
     # --- master key ----------------------------------------------------------------------
     def master(self) -> bytes:
         if self._master is None:
-            path = master_key_path(self.app.settings.keys)
+            path = master_key_path(self.app.settings.key_directory)
             key = load_master_key(path)
             expected = self.app.master_key_id()
             if master_key_id(key) != expected:
@@ -186,7 +186,7 @@ class KeyStore:
         """Whether a master key is here to open sealed payloads: False where there is no
         key file (an auditor's machine); a key file that is there but wrong, unsafe or
         unreadable is a ConfigError, never silently "no key"."""
-        if self._master is None and not master_key_path(self.app.settings.keys).exists():
+        if self._master is None and not master_key_path(self.app.settings.key_directory).exists():
             return False
         self.master()
         return True

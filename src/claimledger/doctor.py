@@ -60,7 +60,7 @@ def _append_only(app: Any) -> Check:
 
 
 def _master(app: Any) -> Check:
-    path = master_key_path(app.settings.keys)
+    path = master_key_path(app.settings.key_directory)
     if not path.exists():
         return False, f"{path}: missing (sealed payloads cannot be opened or written here)"
     try:
@@ -74,7 +74,7 @@ def _master(app: Any) -> Check:
 
 
 def _signing(app: Any, led: Any) -> Check:
-    path = app.settings.keys / signing.PRIVATE_NAME
+    path = app.settings.key_directory / signing.PRIVATE_NAME
     try:
         private = signing.load_private(path)
     except ClaimLedgerError as e:
@@ -83,7 +83,7 @@ def _signing(app: Any, led: Any) -> Check:
     if kid != led.active_key_id:
         return False, (f"{path}: key {kid[:16]}… is not the ledger's active signing key "
                        f"{led.active_key_id[:16]}…")
-    pub = app.settings.keys / signing.PUBLIC_NAME
+    pub = app.settings.key_directory / signing.PUBLIC_NAME
     try:
         published = signing.load_public_hex(pub.read_text(), str(pub))
     except (OSError, ClaimLedgerError):
@@ -95,11 +95,11 @@ def _signing(app: Any, led: Any) -> Check:
 
 def _witness(app: Any, checkpoints: list[dict[str, Any]]) -> Check:
     try:
-        seen = witness.for_ledger(app.settings.keys, app.ledger_id(), app.location.url)
+        seen = witness.for_ledger(app.settings.key_directory, app.ledger_id(), app.location.url)
     except ClaimLedgerError as e:
         return False, str(e)
     if seen is None:
-        return False, (f"{witness.path_in(app.settings.keys)}: no witness of this ledger "
+        return False, (f"{witness.path_in(app.settings.key_directory)}: no witness of this ledger "
                        "(run `claimledger seal`)")
     size = seen["tree_size"]
     match = next((c for c in checkpoints if c["tree_size"] == size), None)
@@ -156,7 +156,7 @@ def doctor(settings: Any) -> dict[str, Any]:
                          f"{led.authority or '(no authority named)'}"))
     if loc.backend == "postgres":
         add("append-only", _append_only(app))
-    keys = settings.keys
+    keys = settings.key_directory
     add("signing key file", _mode(keys / signing.PRIVATE_NAME, private=True))
     add("master key file", _mode(master_key_path(keys), private=True))
     add("master key", _master(app))

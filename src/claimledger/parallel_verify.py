@@ -118,7 +118,7 @@ def _start(open_ledger: Callable[[Settings], LedgerApp], settings: Settings,
         if with_keys:
             _digest, _opener = _app.payload_checks()
             if _digest is None:
-                raise ConfigError(f"{settings.keys}: the master key, usable in the parent "
+                raise ConfigError(f"{settings.key_directory}: the master key, usable in the parent "
                                   "process, is not in a worker")
     except Exception as e:
         _broken = e

@@ -53,7 +53,7 @@ BATCH = 5000
 def export_ledger(app: Any, out: Path) -> dict[str, Any]:
     """Write the ledger to ``out`` (through a temporary file beside it, renamed at the
     end: a failed export leaves no half file)."""
-    app.actors.require(app.settings.who, "admin", "export the ledger")
+    app.actors.require(app.settings.actor_name, "admin", "export the ledger")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: directory {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.partial")
@@ -280,12 +280,12 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
     name, keeping every position and byte (see the module docstring)."""
     from .application import make_append_only, open_app
 
-    Actors.from_env().require(settings.who, "admin", "import a ledger")
+    Actors.from_env().require(settings.actor_name, "admin", "import a ledger")
     location = locate(settings.db)
     if location.exists:
         _require_empty(open_app(settings), location.url)
     info = read_export(src)
-    result = check_export(info, settings.keys, location.url)
+    result = check_export(info, settings.key_directory, location.url)
     if not result.ok:
         assert result.failure is not None
         raise IntegrityError(f"{src}: {result.failure.message()}; nothing was imported")

@@ -102,7 +102,7 @@ def build_bundle(app: LedgerApp, claim_id: str) -> tuple[bytes, dict[str, Any]]:
 
     A bundle carries a family's personal data out of the authority, so it needs the auditor
     role (when roles are configured) and the master key that opens the family's payloads."""
-    app.actors.require(app.settings.who, "auditor", "bundle a claim's evidence")
+    app.actors.require(app.settings.actor_name, "auditor", "bundle a claim's evidence")
     at: dict[str, int] = {}  # event hash -> ledger position
     claim_rows = _stored(app, Claim.stream_name(claim_id), at)
     if not claim_rows:

@@ -123,7 +123,7 @@ def ingest(
     second = FileLines(name, path)
     rows = parse_rows(schema, name, second)
     with collector_paused():
-        batch = Batch(app, schema, path, scan.sha256)
+        batch = FilePlanner(app, schema, path, scan.sha256)
         if scan.lines > WRITER_PROCESS_ABOVE or running_writer(app, ready=True) is not None:
             # A large file, or any file once the command's writer is ready: a second
             # process (started first, so that it gets ready while this one parses; kept for
@@ -233,7 +233,7 @@ class MemberIndex:
 @dataclass
 class KnownHeads:
     """family_ref -> (version, hash) of its stream's last event, for the families one
-    command has read or written, as of a ledger position (:meth:`Batch.remember`)."""
+    command has read or written, as of a ledger position (:meth:`FilePlanner.remember`)."""
 
     position: int
     heads: dict[str, tuple[int, str]]
@@ -287,7 +287,7 @@ class FamilyState:
     #: natural key -> (event id of the record's current version, its values)
     current: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     #: The last line of the file naming the family: after it, what the file read and
-    #: planned for the family is dropped (:meth:`Batch.close`).
+    #: planned for the family is dropped (:meth:`FilePlanner.close`).
     until: int = 0
     closed: bool = False
     #: Row keys of this file's rows so far.
@@ -306,7 +306,7 @@ class Member:
     line: int | None = None  # set when the member comes from the file being ingested
 
 
-class Batch:
+class FilePlanner:
     """The events one file appends, built row by row against the families it touches."""
 
     def __init__(self, app: LedgerApp, schema: Schema, path: Path, sha: str):
@@ -596,7 +596,7 @@ class Batch:
         first = next(rows, None)
         if first is None:
             return
-        self.actor = self.app.settings.who
+        self.actor = self.app.settings.actor_name
         kind_tag = self.kind
         counted = self.key_columns is None
         family_of, add_row, sha256, close = self.family_of, self.row, hashlib.sha256, self.close
