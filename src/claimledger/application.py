@@ -12,7 +12,7 @@ import os
 import uuid
 from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,9 +35,11 @@ from .ledger.verify import Row, VerifyResult, verify_rows
 from .persistence import SealedMapper, checked_record
 from .store import APP_NAME, Location, locate
 from .store.events import ClaimEventReads, StreamReads
+from .store.hardening import make_append_only
 from .store.keys import KEYS_TABLE
 from .store.location import check_server
-from .store.tiles import TILES_TABLE, TileStore
+from .store.scan import EventScan
+from .store.tiles import TileStore
 from .store.writer import WriterTransaction
 
 A = TypeVar("A", bound=ChainedAggregate)
@@ -125,12 +127,13 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         self._first: Any = None
         self.actors = Actors.from_env()
         self.keystore = KeyStore(self)
-        self.tiles = TileStore(self.recorder.datastore,  # type: ignore[attr-defined]
-                               location.backend == "sqlite")
+        # The storage seam's parts (store/), each handed the recorder's datastore.
         rec: Any = self.recorder
         sqlite = location.backend == "sqlite"
+        self.tiles = TileStore(rec.datastore, sqlite)
         self.streams = StreamReads(rec.datastore, rec.events_table_name, sqlite)
         self.claim_events = ClaimEventReads(rec.datastore, rec.events_table_name, sqlite)
+        self.events = EventScan(location, rec.datastore, rec.events_table_name)
         #: What ingest keeps between the files of one command (the member index).
         self.ingest_cache: dict[str, Any] = {}
         self.mapper.keys = self.keystore  # type: ignore[attr-defined]
@@ -140,41 +143,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     # --- reading --------------------------------------------------------------------
     def rows(self, start: int = 1, stop: int | None = None) -> Iterator[Row]:
-        """Every stored event from ``start`` in ledger order, a page at a time.
-
-        A direct cursor of plain tuples, one transaction a page: eventsourcing's
-        select_notifications builds a Notification per row (from a dict per row on
-        PostgreSQL) and converts ids through a slower path, and verify, seal and export read
-        every row (on PostgreSQL the county's rows came 48k-58k a second that way, 70k-75k
-        this way)."""
-        rec: Any = self.recorder
-        if self.location.backend == "sqlite":
-            sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-                   f"{rec.events_table_name} WHERE rowid >= ? AND rowid <= ? "
-                   f"ORDER BY rowid LIMIT ?")
-            as_uuid: Any = uuid.UUID  # stored as 32 hex digits
-            row_factory = None
-        else:
-            from psycopg.rows import tuple_row
-
-            sql = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                   f'FROM "{rec.datastore.schema or "public"}"."{rec.events_table_name}" '
-                   f"WHERE notification_id >= %s AND notification_id <= %s "
-                   f"ORDER BY notification_id LIMIT %s")
-            as_uuid, row_factory = None, tuple_row  # psycopg gives uuid.UUID already
-        last = stop if stop is not None else 2**62
-        nxt = start
-        while True:
-            with rec.datastore.transaction(commit=False) as c:
-                if row_factory is not None:
-                    c.row_factory = row_factory
-                c.execute(sql, (nxt, last, PAGE))
-                page = c.fetchall()
-            if not page:
-                return
-            for p, o, v, t, st in page:
-                yield Row(p, as_uuid(o) if as_uuid else o, v, t, st)
-            nxt = page[-1][0] + 1
+        """Every stored event from ``start`` in ledger order, a page at a time."""
+        return self.events.rows(start, stop)
 
     def stream_records(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
         """(topic, record) of every event of a stream, in version order, payloads opened
@@ -223,7 +193,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
     def new_writer(self) -> WriterTransaction:
         """A transaction of the serialised append (store/writer.py), not yet locked."""
         rec: Any = self.recorder
-        channel = rec.channel_name if self.location.backend == "postgres" else ""
+        channel = getattr(rec, "channel_name", "")  # PostgreSQL's notification channel
         return WriterTransaction(self.location, rec.datastore, rec.events_table_name,
                                  KEYS_TABLE, channel=channel)
 
@@ -294,24 +264,13 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         :meth:`checkpoint_wal` when it has the time, as ingest's writer process does after it
         has answered."""
         with self.new_writer() as w:
-            if defer_checkpoint and w.sqlite:
-                w.cursor.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's setting
+            if defer_checkpoint:
+                w.defer_wal_checkpoint()
             yield BulkInsert(self, w)
 
     def checkpoint_wal(self) -> None:
-        """Copy SQLite's write-ahead log into the database file, as far as no reader still
-        needs it (a passive WAL checkpoint, not a signed one: it never waits); nothing on
-        PostgreSQL."""
-        path = self.location.sqlite_path
-        if self.location.backend != "sqlite" or path is None:
-            return
-        import sqlite3
-
-        conn = sqlite3.connect(path, timeout=10)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
+        """Copy SQLite's write-ahead log into the database file (store/scan.py)."""
+        self.events.checkpoint_wal()
 
     # --- use cases: the ledger itself ---------------------------------------------------
     def init(self, authority: str, app_role: str | None = None) -> dict[str, Any]:
@@ -354,8 +313,8 @@ class LedgerApp(Application):  # type: ignore[type-arg]
                     master_key_id=master_key_id(master),
                 )
                 self.commit(led)
-                if self.location.backend == "postgres":
-                    make_append_only(self, app_role, w)
+                make_append_only(w, self.recorder.events_table_name,  # type: ignore[attr-defined]
+                                 app_role, cohort_tables())
         except BaseException:
             for path in created:
                 path.unlink(missing_ok=True)
@@ -534,61 +493,9 @@ class LedgerApp(Application):  # type: ignore[type-arg]
 
     def scan(self, start: int = 1, stop: int | None = None
              ) -> Iterator[tuple[int, Any, int, str, bytes]]:
-        """The stored events from ``start`` to ``stop`` as verify reads them: tuples (position,
-        originator id as stored, version, topic, state). On SQLite one read transaction on
-        a connection of its own, whose rows are plain tuples (the recorder's make a
-        ``sqlite3.Row`` per row, several times slower to unpack), read a page at a time: a
-        scan that alternates SQLite's code with the checks' row by row runs ~20% slower."""
-        last = stop if stop is not None else 2**62
-        if self.location.backend != "sqlite" or self.location.sqlite_path is None:
-            return iter(self.rows(start, stop))
-        import sqlite3
-
-        rec: Any = self.recorder
-        uri = self.location.sqlite_path.resolve().as_uri() + "?mode=ro"
-        sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-               f"{rec.events_table_name} WHERE rowid >= ? AND rowid <= ? ORDER BY rowid")
-        conn = sqlite3.connect(uri, uri=True, timeout=10)
-
-        def read() -> Iterator[tuple[int, Any, int, str, bytes]]:
-            try:
-                cursor = conn.execute(sql, (start, last))
-                while page := cursor.fetchmany(500):
-                    yield from page
-            finally:
-                conn.close()
-
-        return read()
-
-
-APPEND_ONLY_SQL = """
-CREATE OR REPLACE FUNCTION {schema}.claimledger_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'claimledger: % on %.% refused: the ledger is append-only',
-    TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME;
-END $$;
-DROP TRIGGER IF EXISTS claimledger_append_only ON {schema}.{table};
-CREATE TRIGGER claimledger_append_only BEFORE UPDATE OR DELETE ON {schema}.{table}
-  FOR EACH ROW EXECUTE FUNCTION {schema}.claimledger_refuse_change();
-DROP TRIGGER IF EXISTS claimledger_no_truncate ON {schema}.{table};
-CREATE TRIGGER claimledger_no_truncate BEFORE TRUNCATE ON {schema}.{table}
-  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.claimledger_refuse_change();
-REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{table} FROM PUBLIC;
-CREATE OR REPLACE FUNCTION {schema}.claimledger_erase_key(target text, target_id uuid)
-RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF NOT EXISTS (
-    SELECT 1 FROM {schema}.{table} e WHERE e.originator_id = target_id
-      AND convert_from(e.state, 'UTF8')::jsonb #>> '{{envelope,type}}' = 'Family.Erased'
-      AND convert_from(e.state, 'UTF8')::jsonb #>> '{{envelope,stream}}' = target) THEN
-    RAISE EXCEPTION 'claimledger: no Family.Erased event records the erasure of %', target;
-  END IF;
-  DELETE FROM {schema}.{keys} WHERE stream = target;
-  RETURN FOUND;
-END $$;
-REVOKE ALL ON FUNCTION {schema}.claimledger_erase_key(text, uuid) FROM PUBLIC;
-"""
+        """The stored events from ``start`` to ``stop`` as verify reads them
+        (store/scan.py)."""
+        return self.events.scan(start, stop)
 
 
 class BulkInsert:
@@ -649,40 +556,11 @@ class BulkInsert:
         self.writer.last_position()
 
 
-def make_append_only(app: LedgerApp, app_role: str | None, writer: WriterTransaction) -> None:
-    """On PostgreSQL the database itself refuses UPDATE, DELETE and TRUNCATE of events, in
-    the writer's transaction (init's, or import's).
-
-    A trigger rejects them for every role (only a superuser, who can disable triggers, gets
-    past it), and the application's role, when named, is granted only SELECT and INSERT;
-    on the family-keys table too, where a key is deleted only by ``claimledger_erase_key``,
-    which refuses unless the family's ``Family.Erased`` event is in the ledger. The role
-    keeps the cohort report's view up to date, so it may change that view's tables.
-    """
-    rec: Any = app.recorder
-    schema = f'"{rec.datastore.schema or "public"}"'
-    table = f'"{rec.events_table_name}"'
-    run = writer.execute
-    run(APPEND_ONLY_SQL.format(schema=schema, table=table, keys=f'"{KEYS_TABLE}"'))
-    if not app_role:
-        return
+def cohort_tables() -> tuple[str, ...]:
+    """The cohort view's tables, which the application role keeps up to date."""
     from .audit.cohort import TRACKING_TABLE, VIEW_TABLES
 
-    role = '"' + app_role.replace('"', "") + '"'
-    run(f"REVOKE ALL ON {schema}.{table} FROM {role}")
-    run(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-    run(f"GRANT SELECT, INSERT ON {schema}.{table} TO {role}")
-    # A family's key goes only through erasure: the function deletes it only when the
-    # transaction has recorded the family's Family.Erased event.
-    run(f'REVOKE ALL ON {schema}."{KEYS_TABLE}" FROM {role}')
-    run(f'GRANT SELECT, INSERT ON {schema}."{KEYS_TABLE}" TO {role}')
-    run(f"GRANT EXECUTE ON FUNCTION {schema}.claimledger_erase_key(text, uuid) TO {role}")
-    run(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-    for t in (*VIEW_TABLES, TRACKING_TABLE):
-        run(f'GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}."{t}" TO {role}')
-    # The tiles are derived and checked (verify rebuilds them; every proof read from them is
-    # checked against a signed root): seal rewrites the right edge of the tree.
-    run(f'GRANT SELECT, INSERT, UPDATE ON {schema}."{TILES_TABLE}" TO {role}')
+    return (*VIEW_TABLES, TRACKING_TABLE)
 
 
 def _one_line(e: BaseException) -> str:
@@ -698,8 +576,4 @@ def open_app(settings: Settings, *, must_exist: bool = True,
     if must_exist and loc.exists is False:
         raise UsageError(f"no ledger at {loc.url}: run `claimledger init` first")
     check_server(loc, need_ledger=must_exist, role=app_role)
-    if must_exist and loc.backend == "postgres":
-        # The events table exists; an application role that may only SELECT and INSERT
-        # cannot (and need not) create it.
-        loc = replace(loc, env={**loc.env, "CREATE_TABLE": "false"})
-    return LedgerApp(loc, settings)
+    return LedgerApp(loc.existing() if must_exist else loc, settings)

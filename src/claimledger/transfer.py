@@ -278,7 +278,8 @@ def _load(src: Path, w: Any, sha256: str) -> None:
 def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
     """Steps 1 to 3: check the export, then load it into the empty ledger the settings
     name, keeping every position and byte (see the module docstring)."""
-    from .application import make_append_only, open_app
+    from .application import cohort_tables, open_app
+    from .store.hardening import make_append_only
 
     Actors.from_env().require(settings.actor_name, "admin", "import a ledger")
     location = locate(settings.db)
@@ -299,8 +300,8 @@ def import_ledger(settings: Any, src: Path) -> dict[str, Any]:
             app.claim_events.create(w)
             _load(src, w, info.sha256)
             app.grow_tiles(w, None)  # the tree's tiles, for proofs from the first bundle on
-            if location.backend == "postgres":
-                make_append_only(app, None, w)
+            make_append_only(w, app.recorder.events_table_name, None,  # type: ignore[attr-defined]
+                             cohort_tables())
     except BaseException:
         if created and location.sqlite_path is not None:
             for suffix in ("", "-wal", "-shm", "-journal"):

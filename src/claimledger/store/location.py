@@ -10,7 +10,7 @@ with SQLAlchemy but the events go through eventsourcing's native recorders.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -43,6 +43,13 @@ class Location:
         if self.sqlite_path is None:
             return None
         return self.sqlite_path.exists()
+
+    def existing(self) -> Location:
+        """This location for a ledger that exists: on PostgreSQL the events table is not
+        created (an application role that may only SELECT and INSERT cannot, and need not)."""
+        if self.backend != "postgres":
+            return self
+        return replace(self, env={**self.env, "CREATE_TABLE": "false"})
 
 
 def resolve_url(url: str | None) -> str:

@@ -93,10 +93,11 @@ class WriterTransaction(AbstractContextManager["WriterTransaction"]):
         self.locked = False
         self._after_commit: list[Callable[[], None]] = []
         if self.sqlite:
+            self.schema = "main"
             self._events, self._keys, mark = events_table, keys_table, "?"
             self._pos = "rowid"
         else:
-            schema = getattr(datastore, "schema", "") or "public"
+            self.schema = schema = getattr(datastore, "schema", "") or "public"
             self._events = f'"{schema}"."{events_table}"'
             self._keys, mark = f'"{schema}"."{keys_table}"', "%s"
             self._pos = "notification_id"
@@ -156,6 +157,12 @@ class WriterTransaction(AbstractContextManager["WriterTransaction"]):
         if e is None:
             for hook in self._after_commit:
                 hook()
+
+    def defer_wal_checkpoint(self) -> None:
+        """SQLite: this transaction's commit leaves the write-ahead log for a later
+        :func:`claimledger.store.scan.checkpoint_wal` (nothing on PostgreSQL)."""
+        if self.sqlite:
+            self.cursor.execute("PRAGMA wal_autocheckpoint = 0")  # this connection's setting
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the transaction has committed (never if it rolls back)."""
