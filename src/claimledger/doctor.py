@@ -18,6 +18,7 @@ from . import witness
 from .crypto import load_master_key, master_key_id, master_key_path
 from .errors import ClaimLedgerError
 from .ledger import signing
+from .store.hardening import hardening_in_place
 
 Check = tuple[bool, str]
 
@@ -34,20 +35,8 @@ def _mode(path: Path, private: bool) -> Check:
 
 def _append_only(app: Any) -> Check:
     rec = app.recorder
-    schema = rec.datastore.schema or "public"
-    with rec.datastore.transaction(commit=False) as c:
-        c.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
-                  "AND NOT tgisinternal", (f'"{schema}"."{rec.events_table_name}"',))
-        triggers = {r["tgname"] for r in c.fetchall()}
-        c.execute("SELECT to_regprocedure(%s) AS f",
-                  (f'"{schema}".claimledger_erase_key(text,uuid)',))
-        erase_fn = c.fetchone()["f"]
-        c.execute("SELECT grantee, privilege_type FROM information_schema.role_table_grants "
-                  "WHERE table_schema = %s AND table_name = %s",
-                  (schema, rec.events_table_name))
-        grants: dict[str, set[str]] = {}
-        for r in c.fetchall():
-            grants.setdefault(r["grantee"], set()).add(r["privilege_type"])
+    found = hardening_in_place(rec.datastore, rec.events_table_name)
+    triggers, erase_fn, grants = found.triggers, found.erase_function, found.grants
     missing = {"claimledger_append_only", "claimledger_no_truncate"} - triggers
     if missing:
         return False, f"append-only trigger(s) missing: {', '.join(sorted(missing))}"

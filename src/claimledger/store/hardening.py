@@ -8,7 +8,8 @@ what it needs, and a family's key is deleted only through ``claimledger_erase_ke
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .keys import KEYS_TABLE
 from .tiles import TILES_TABLE
@@ -82,3 +83,31 @@ def make_append_only(writer: WriterTransaction, events_table: str, app_role: str
     # The tiles are derived and checked (verify rebuilds them; every proof read from them is
     # checked against a signed root): seal rewrites the right edge of the tree.
     run(f'GRANT SELECT, INSERT, UPDATE ON {schema}."{TILES_TABLE}" TO {role}')
+
+
+@dataclass
+class Hardening:
+    """What the PostgreSQL catalog says is in place (``claimledger doctor`` reports it)."""
+
+    triggers: set[str] = field(default_factory=set)
+    erase_function: bool = False
+    #: role -> privileges on the events table
+    grants: dict[str, set[str]] = field(default_factory=dict)
+
+
+def hardening_in_place(datastore: Any, events_table: str) -> Hardening:
+    """The events table's triggers, the erase function and the roles' grants."""
+    schema = getattr(datastore, "schema", "") or "public"
+    found = Hardening()
+    with datastore.transaction(commit=False) as c:
+        c.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
+                  "AND NOT tgisinternal", (f'"{schema}"."{events_table}"',))
+        found.triggers = {r["tgname"] for r in c.fetchall()}
+        c.execute("SELECT to_regprocedure(%s) AS f",
+                  (f'"{schema}".claimledger_erase_key(text,uuid)',))
+        found.erase_function = bool(c.fetchone()["f"])
+        c.execute("SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+                  "WHERE table_schema = %s AND table_name = %s", (schema, events_table))
+        for r in c.fetchall():
+            found.grants.setdefault(r["grantee"], set()).add(r["privilege_type"])
+    return found
