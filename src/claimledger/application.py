@@ -558,7 +558,7 @@ class BulkInsert:
 
 def cohort_tables() -> tuple[str, ...]:
     """The cohort view's tables, which the application role keeps up to date."""
-    from .audit.cohort import TRACKING_TABLE, VIEW_TABLES
+    from .store.cohort_view import TRACKING_TABLE, VIEW_TABLES
 
     return (*VIEW_TABLES, TRACKING_TABLE)
 
