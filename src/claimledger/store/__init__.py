@@ -8,8 +8,8 @@ the claim events through their partial index; ``tiles`` the stored Merkle tiles;
 the wrapped family keys; ``ledger_view`` the filtered reads an ingest plans from;
 ``cohort_view`` the cohort report's tables; ``hardening`` PostgreSQL's append-only
 triggers and grants; ``pg`` the PostgreSQL recorder eventsourcing loads for a server
-ledger. This package may import ``claimledger.errors`` and ``claimledger.ledger`` (the pure kernel), never
-the application, domain or use-case modules.
+ledger. This package may import ``claimledger.errors`` and ``claimledger.ledger`` (the
+pure kernel), never the application, domain or use-case modules.
 """
 
 from .location import (
