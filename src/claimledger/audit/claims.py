@@ -18,7 +18,7 @@ from eventsourcing.utils import get_topic
 
 from .. import __version__
 from ..domain.base import iso_utc
-from ..domain.claim import OPEN_STATES, REVERSAL_REASONS, Claim
+from ..domain.claim import OPEN_STATES, REVERSAL_REASONS, STATE_AFTER, Claim
 from ..domain.ledger import PolicyVersion
 from ..errors import ClaimRefusedError, ErasedError, IntegrityError, UsageError
 from ..evaluate.replay import replay
@@ -249,7 +249,7 @@ def claim_states(app: LedgerApp) -> list[dict[str, Any]]:
         if row is None:
             raise IntegrityError(f"{env['stream']}#{env['version']}: a {env['type']} event "
                                  "without the claim's Claim.Submitted (run `claimledger verify`)")
-        row["status"] = _STATE_AFTER.get(env["type"], row["status"])
+        row["status"] = STATE_AFTER.get(env["type"], row["status"])
         if env["type"] == "Claim.SpotChecked":
             row["spot_checks"].append({"result": p.get("result"), "reason": p.get("reason"),
                                        "sample_id": p.get("sample_id"),
@@ -275,17 +275,11 @@ def _submitted(app: LedgerApp, claim_id: str) -> tuple[dict[str, Any], list[dict
     return records[0][1]["payload"], history
 
 
-#: Claim event type -> the state it leaves the claim in (spot checks leave it unchanged).
-_STATE_AFTER = {"Claim.Submitted": "submitted", "Claim.Validated": "validated",
-                "Claim.Rejected": "rejected", "Claim.Withdrawn": "withdrawn",
-                "Claim.Reversed": "reversed"}
-
-
 def _status(history: list[dict[str, Any]]) -> str:
     """The claim's state from its own events (no aggregate replay needed)."""
     state = "submitted"
     for h in history:
-        state = _STATE_AFTER.get(h["type"], state)
+        state = STATE_AFTER.get(h["type"], state)
     return state
 
 

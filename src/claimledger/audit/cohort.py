@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
 from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import get_topic
 
-from ..domain.claim import Claim
+from ..domain.claim import STATE_AFTER, Claim
 from ..domain.family import Family
 from ..errors import UsageError
 from ..ledger.envelope import event_id
@@ -123,10 +123,7 @@ HANDLERS: dict[str, Handler] = {
     Family.Corrected.__qualname__: _corrected,
     Family.Erased.__qualname__: _erased,
     Claim.Submitted.__qualname__: _submitted,
-    Claim.Validated.__qualname__: _state("validated"),
-    Claim.Rejected.__qualname__: _state("rejected"),
-    Claim.Withdrawn.__qualname__: _state("withdrawn"),
-    Claim.Reversed.__qualname__: _state("reversed"),
+    **{t: _state(state) for t, state in STATE_AFTER.items() if t != "Claim.Submitted"},
 }
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.utils import get_topic
 
-from ..domain.claim import OPEN_STATES, Claim, SpotCheckSample
+from ..domain.claim import OPEN_STATES, STATE_AFTER, Claim, SpotCheckSample
 from ..errors import UsageError
 from . import claims
 from .claims import claim_records
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 RESULTS = ("upheld", "failed")
 STRATA = ("route",)
-_STATUS = {"Claim.Validated": "validated", "Claim.Rejected": "rejected",
-           "Claim.Withdrawn": "withdrawn", "Claim.Reversed": "reversed"}
 _LIFECYCLE = [get_topic(t) for t in (Claim.Submitted, Claim.Validated, Claim.Rejected,
                                      Claim.Withdrawn, Claim.Reversed)]
 _DRAWN = get_topic(SpotCheckSample.Drawn)
@@ -96,7 +94,7 @@ def population(app: LedgerApp, *, stop: int | None = None, from_on: date | None 
             claimed[cid] = (rec.get("payload") or {}).get("claimed_on", "")
             status[cid] = "submitted"
         else:
-            status[cid] = _STATUS[typ]
+            status[cid] = STATE_AFTER[typ]
     lo = from_on.isoformat() if from_on else ""
     hi = to_on.isoformat() if to_on else "9999-12-31"
     return sorted(cid for cid, on in claimed.items()

@@ -11,6 +11,11 @@ from typing import Any
 from .base import AppendContext, ChainedAggregate
 
 OPEN_STATES = ("submitted", "validated")
+#: Claim event type -> the state it leaves the claim in (a spot check leaves it unchanged):
+#: the one statement of the claim's states that listings, samples and reports read.
+STATE_AFTER = {"Claim.Submitted": "submitted", "Claim.Validated": "validated",
+               "Claim.Rejected": "rejected", "Claim.Withdrawn": "withdrawn",
+               "Claim.Reversed": "reversed"}
 #: Why a paid claim is reversed (and its payment repaid): ``Claim.Reversed.reason``.
 REVERSAL_REASONS = ("evidence_missing", "outcome_not_sustained", "not_eligible",
                     "duplicate_claim", "family_moved", "other")
