@@ -92,9 +92,9 @@ table.hashes td.full { font-family: "DejaVu Sans Mono", "Liberation Mono", monos
 a { color: var(--accent); }
 footer { margin-top: 24px; padding-top: 8px; border-top: 1px solid var(--rule);
   color: var(--muted); font-size: 11.5px; }
-@page { size: A4; margin: 13mm 12mm 14mm; }
+@page { size: A4; margin: 10mm 10mm 11mm; }
 @media print {
-  body { background: #fff; font-size: 9pt; line-height: 1.32; }
+  body { background: #fff; font-size: 8.5pt; line-height: 1.26; }
   main { max-width: none; padding: 0; }
   h1 { font-size: 18pt; }
   h2 { font-size: 12.5pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
@@ -103,7 +103,7 @@ footer { margin-top: 24px; padding-top: 8px; border-top: 1px solid var(--rule);
   th { font-size: 7.5pt; }
   .q { padding: 4px 10px 2px; margin: 8px 0; }
   .q p { margin: 2px 0; }
-  table.hashes td { padding: 1px 5px; font-size: 7.5pt; }
+  table.hashes td { padding: 0 5px; font-size: 7pt; line-height: 1.15; }
   table.kv th { width: 150px; font-size: 9pt; }
   .mono { font-size: 8.5pt; }
   .note, .clause, .legend { font-size: 8.5pt; }
