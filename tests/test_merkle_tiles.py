@@ -181,3 +181,42 @@ def test_an_imported_ledger_has_its_tiles(tmp_path: Path, db_url: str, run):
     code, _, err = run("--db", other, "--key-dir", str(c.keys), "--actor", "auditor1",
                        "bundle", "W-5/progress", "--out", str(tmp_path / "b.zip"))
     assert code == 0, err
+
+
+def test_an_application_role_keeps_working_after_the_owner_builds_the_tiles(
+        tmp_path: Path, run):
+    """PostgreSQL: a ledger set up with an application role before tiles were stored. The
+    owner's next seal creates the tiles table and grants the role its rights, so the role
+    verifies, bundles and seals as before."""
+    import uuid
+
+    import psycopg
+
+    from conftest import _pg_admin_url, require_postgres
+
+    require_postgres()
+    name, role = "t_" + uuid.uuid4().hex[:12], "app_" + uuid.uuid4().hex[:8]
+    admin = _pg_admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    db = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        owner = County(tmp_path, run, db=db)
+        owner.cli("init", "--authority", "Worcestershire", "--app-role", role,
+                  now="2015-01-01T00:00:00Z", actor="robin")
+        app = County(tmp_path, run, db=db.replace("postgres@", f"{role}@"))
+        app.ingest(family("W-5", 5), now="2016-03-20T10:00:00Z")
+        app.cli("claim", "submit", "W-5", "--on", "2016-03-31", now="2016-04-02T09:00:00Z")
+        RawDB(db).execute("DROP TABLE merkle_tiles")  # as it was before tiles were stored
+        code, _, err = app.cli("seal", now="2016-04-03T09:00:00Z", ok=False)
+        assert code == 2 and "as the ledger's owner" in err
+        owner.cli("seal", now="2016-04-03T09:01:00Z", actor="robin")
+        _, out, _ = app.cli("verify", "--json")
+        assert out["ok"] and out["tiles"] > 0
+        app.cli("bundle", "W-5/progress", "--out", str(tmp_path / "b.zip"))
+        app.cli("seal", now="2016-04-03T09:02:00Z")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")

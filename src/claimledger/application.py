@@ -385,7 +385,7 @@ class LedgerApp(Application):  # type: ignore[type-arg]
         to give the same root (a ledger written before tiles were stored gets all of its
         tiles here, once). Memory: the frontier and one partial tile per level."""
         store = self.tiles
-        store.ensure(w)
+        store.ensure(w, self.recorder.events_table_name)  # type: ignore[attr-defined]
         builder = TileBuilder(store.edge(w))
         tiled = builder.last_position
         if tiled is None:

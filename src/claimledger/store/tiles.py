@@ -65,9 +65,11 @@ class TileStore:
             return writer.execute(sql, (TILES_TABLE,)).fetchone() is not None
         return writer.execute("SELECT to_regclass(?)", (self.table,)).fetchone()[0] is not None
 
-    def ensure(self, writer: WriterTransaction) -> None:
+    def ensure(self, writer: WriterTransaction, events_table: str) -> None:
         """Create the table for a ledger written before tiles were stored (the owner's
-        role may; an application role granted only rows may not, and is told so)."""
+        role may; an application role granted only rows may not, and is told so). On
+        PostgreSQL every role that may append events gets the tiles' rights too, as init
+        grants them, so an application role set up before can still seal, verify and prove."""
         if self.exists(writer):
             return
         try:
@@ -75,6 +77,16 @@ class TileStore:
         except Exception as err:  # a role without CREATE on the schema
             raise ConfigError(f"{self.table}: cannot create the Merkle tiles table ({err}); "
                               "run `claimledger seal` once as the ledger's owner") from None
+        if self.sqlite:
+            return
+        schema = self.table.split(".", 1)[0].strip('"')
+        roles = writer.execute(
+            "SELECT DISTINCT grantee FROM information_schema.role_table_grants WHERE "
+            "table_schema = ? AND table_name = ? AND privilege_type = 'INSERT' AND "
+            "grantee <> current_user", (schema, events_table)).fetchall()
+        for (role,) in roles:
+            quoted = '"' + str(role).replace('"', "") + '"'
+            writer.execute(f"GRANT SELECT, INSERT, UPDATE ON {self.table} TO {quoted}")
 
     def edge(self, writer: WriterTransaction) -> list[Tile]:
         """The rightmost tile of each level, as this transaction sees them."""
