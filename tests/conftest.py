@@ -7,11 +7,14 @@ error: the multi-user path must be tested for real.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -22,6 +25,20 @@ from claimledger.cli import main
 from claimledger.ledger.envelope import GENESIS, record_state, seal, stream_uuid
 
 PG_URL = os.environ.get("CLAIMLEDGER_TEST_PG_URL")
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A module of scripts/ (``name`` without ``.py``), imported as the tests import a
+    library, and registered under its name so the scripts' own imports of it resolve."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _pg_admin_url() -> str:

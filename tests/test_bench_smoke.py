@@ -8,7 +8,6 @@ are not asserted here; `scripts/bench_ledger.py` prints them with PASS or MISS p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 import sys
@@ -23,19 +22,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 
 from claimledger.application import Settings, open_app
-from conftest import _pg_admin_url, require_postgres
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_ledger.py"
+from conftest import _pg_admin_url, load_script, require_postgres
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_ledger", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_ledger"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_ledger")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ children, twenty terms of attendance each, a family's rows together.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -17,18 +15,12 @@ import pytest
 from claimledger.application import LedgerApp
 from claimledger.errors import InputError
 from claimledger.ingest import ingest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_ingest_memory.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_ingest_memory", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_ingest_memory"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_ingest_memory")
 
 
 def count_events(app: LedgerApp) -> int:

@@ -250,13 +250,9 @@ def test_every_rule_of_every_policy_has_a_met_and_a_not_met_story_case() -> None
 def test_part_2_of_the_readings_document_is_the_table_of_the_policies_and_cases() -> None:
     """Part 2 is printed from the policies and cases as they stand, so it never names a case
     that does not test the rule, nor misses a policy change."""
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "policy_readings_table", REPO / "scripts" / "policy_readings_table.py")
-    assert spec is not None and spec.loader is not None
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("policy_readings_table")
     text = (REPO / "docs" / "policy-readings.md").read_text(encoding="utf-8")
     assert text[text.index(table.PART2):] == table.part2(), \
         "docs/policy-readings.md Part 2 is stale: run scripts/policy_readings_table.py --write"
