@@ -364,25 +364,14 @@ def plan_problem(ch: Chooser, problem_id: str, good: bool, stage: str,
                     atoms += got
             else:
                 chosen = _pick_indicators(rng, answered, 1, outcomes, ch, False)
-                answering = [o for o in outcomes if o.answers_indicator(chosen[0])]
-                for o in answering:
-                    got = ch.choose(o.measure, False, o.id)
-                    if got is None:
-                        atoms = None
-                        break
-                    atoms += got
+                atoms = _every(ch, [o for o in outcomes if o.answers_indicator(chosen[0])],
+                               False)
         else:
             chosen = rng.sample(all_ids, min(n_ind, len(all_ids)))
             every = problem.met_when == "all_outcomes"
-            if good == every:  # pass all (all_outcomes) or spoil all (any_outcome)
-                for o in outcomes:
-                    got = ch.choose(o.measure, good, o.id)
-                    if got is None:
-                        atoms = None
-                        break
-                    atoms += got
-            else:
-                atoms = _first(ch, outcomes, good)
+            # pass all (all_outcomes) or spoil all (any_outcome); else one decides
+            pick = _every if good == every else _first
+            atoms = pick(ch, outcomes, good)
         if atoms is None:
             continue
         merged = needs.plus(atoms, ch.dfe)
@@ -390,6 +379,17 @@ def plan_problem(ch: Chooser, problem_id: str, good: bool, stage: str,
             chosen_sorted = tuple(i for i in all_ids if i in chosen)
             return ProblemPlan(problem_id, chosen_sorted, stage, good, tuple(atoms)), merged
     return None
+
+
+def _every(ch: Chooser, outcomes: Sequence[Outcome], good: bool) -> list[Atom] | None:
+    """Atoms that pass (or spoil) every one of ``outcomes``, in order; None if one cannot."""
+    atoms: list[Atom] = []
+    for o in outcomes:
+        got = ch.choose(o.measure, good, o.id)
+        if got is None:
+            return None
+        atoms += got
+    return atoms
 
 
 def _first(ch: Chooser, outcomes: Sequence[Outcome], good: bool) -> list[Atom] | None:
